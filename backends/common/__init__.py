@@ -1,0 +1,1 @@
+"""What every service shares: clock, errors, rate limits, circuit breaker, server helpers."""

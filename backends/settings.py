@@ -1,0 +1,81 @@
+"""Settings of every backend, as plain pydantic models.
+
+`console/config.py` fills them from TOML and `STREAMOPS_*` variables; the
+backends receive them as objects, so tests build them directly.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SinkKind = Literal["memory", "kafka", "redis", "eventhub"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """A Kafka cluster; none configured means no Kafka (its parts say how to set it)."""
+
+    bootstrap_servers: str | None = None
+    topic: str = "retail-events"
+    topic_partitions: int = Field(4, ge=1, le=1000)
+    client_id: str = "streamops"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    acks: Literal["all", "1", "0"] = "1"
+    linger_ms: int = Field(5, ge=0, le=60_000)
+    max_batch_bytes: int = Field(1_048_576, ge=1024)
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
+    request_timeout_ms: int = Field(10_000, ge=100)
+
+
+class RedisSettings(_Section):
+    """A Redis server; none configured means the embedded in-process fakeredis."""
+
+    url: str | None = None
+    retail_stream: str = "retail-events"
+    retail_maxlen: int = Field(100_000, ge=1)
+
+
+class EventHubSettings(_Section):
+    connection_string: str | None = None
+    eventhub_name: str | None = "retail-events"
+
+
+class RetailSettings(_Section):
+    url: str | None = Field(None, description="Remote retail API base URL; unset = embedded.")
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+    seed: int = 42
+    sink: SinkKind = "memory"
+    emit_interval_ms: int = Field(500, ge=0)
+    burst: int = Field(100, ge=1, le=100_000)
+    max_batch_size: int = Field(256, ge=1, le=100_000)
+    batch_timeout_ms: int = Field(1000, ge=0)
+    retry_attempts: int = Field(3, ge=0, le=100)
+    circuit_breaker_enabled: bool = True
+    circuit_breaker_failure_threshold: int = Field(5, ge=1)
+    circuit_breaker_reset_seconds: float = Field(30.0, gt=0)
+    monitoring_interval: int = Field(5, ge=1)
+    max_in_flight_batches: int = Field(8, ge=1, le=1024)
+    recent_events_buffer: int = Field(100, ge=1, le=10_000)
+
+
+class UISettings(_Section):
+    theme: str = "textual-dark"
+    refresh_ms: int = Field(500, ge=50, le=10_000)
+    read_only: bool = False
+
+
+class Settings(_Section):
+    retail: RetailSettings = Field(default_factory=RetailSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    eventhub: EventHubSettings = Field(default_factory=EventHubSettings)
+    ui: UISettings = Field(default_factory=UISettings)
