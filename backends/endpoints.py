@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+SERVICES: tuple[str, ...] = ("retail",)
+
 
 class Endpoints(BaseModel):
     mode: str = "embedded"
