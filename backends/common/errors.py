@@ -32,6 +32,8 @@ class Conflict(ServiceError):
 class RateLimited(ServiceError):
     status_code = 429
 
-    def __init__(self, detail: str = "Rate limit exceeded. Try again later.", *, retry_after: float = 0) -> None:
+    def __init__(
+        self, detail: str = "Rate limit exceeded. Try again later.", *, retry_after: float = 0
+    ) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
