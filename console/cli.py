@@ -183,8 +183,16 @@ def _kv(title: str, data: dict[str, Any]) -> Table:
     return _table(title, ["field", "value"], [[k, v] for k, v in data.items()])
 
 
-url_option = click.option("--url", help="Retail API base URL (default: config or :8000/api).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def client_options(command: F) -> F:
+    """`--url` and `--json`, and the click context: what every client command takes."""
+    command = click.pass_context(command)
+    command = click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")(command)
+    return click.option("--url", help="Retail API base URL (default: config or :8000/api).")(
+        command
+    )
 
 
 @cli.group()
@@ -197,9 +205,7 @@ def stream() -> None:
 @click.option("--burst", type=int, help="Events per burst.")
 @click.option("--duration", "duration_minutes", type=int, help="Stop after N minutes.")
 @click.option("--event-type", "event_types", multiple=True, help="Only these types (repeat).")
-@url_option
-@json_option
-@click.pass_context
+@client_options
 def stream_start(
     ctx: click.Context,
     interval_ms: int | None,
@@ -233,9 +239,7 @@ def _validated(ctx: click.Context, model: type[M], fields: dict[str, Any]) -> M:
 
 
 @stream.command("stop")
-@url_option
-@json_option
-@click.pass_context
+@client_options
 def stream_stop(ctx: click.Context, url: str | None, as_json: bool) -> None:
     """Stop streaming."""
     result = _call(ctx, url, lambda c: c.stop())
@@ -243,9 +247,7 @@ def stream_stop(ctx: click.Context, url: str | None, as_json: bool) -> None:
 
 
 @stream.command("status")
-@url_option
-@json_option
-@click.pass_context
+@client_options
 def stream_status(ctx: click.Context, url: str | None, as_json: bool) -> None:
     """Is it streaming, for how long, how fast."""
     result = _call(ctx, url, lambda c: c.status())
@@ -253,9 +255,7 @@ def stream_status(ctx: click.Context, url: str | None, as_json: bool) -> None:
 
 
 @stream.command("stats")
-@url_option
-@json_option
-@click.pass_context
+@client_options
 def stream_stats(ctx: click.Context, url: str | None, as_json: bool) -> None:
     """Detailed statistics: counts by type, errors, failures."""
     result = _call(ctx, url, lambda c: c.statistics())
@@ -274,9 +274,7 @@ def stream_stats(ctx: click.Context, url: str | None, as_json: bool) -> None:
 
 @stream.command("events")
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
-@url_option
-@json_option
-@click.pass_context
+@client_options
 def stream_events(ctx: click.Context, limit: int, url: str | None, as_json: bool) -> None:
     """The most recent events, newest first."""
     result = _call(ctx, url, lambda c: c.recent_events(limit))
@@ -304,9 +302,7 @@ def stream_events(ctx: click.Context, limit: int, url: str | None, as_json: bool
     metavar="KEY=VALUE",
     help="Change a setting, e.g. --set burst=50 --set sink=kafka.",
 )
-@url_option
-@json_option
-@click.pass_context
+@client_options
 def stream_config(
     ctx: click.Context, assignments: tuple[str, ...], url: str | None, as_json: bool
 ) -> None:
@@ -328,9 +324,7 @@ def stream_config(
 
 
 @stream.command("test")
-@url_option
-@json_option
-@click.pass_context
+@client_options
 def stream_test(ctx: click.Context, url: str | None, as_json: bool) -> None:
     """Test the configured sink with a real round trip."""
     result = _call(ctx, url, lambda c: c.test_connection())
@@ -350,9 +344,7 @@ def disrupt() -> None:
 @click.option("--severity", type=float, default=0.5, show_default=True)
 @click.option("--minutes", "duration_minutes", type=int, default=30, show_default=True)
 @click.option("--products", help="Comma-separated product ids.")
-@url_option
-@json_option
-@click.pass_context
+@client_options
 def disrupt_create(
     ctx: click.Context,
     disruption_type: str,
@@ -385,9 +377,7 @@ def disrupt_create(
 
 
 @disrupt.command("list")
-@url_option
-@json_option
-@click.pass_context
+@client_options
 def disrupt_list(ctx: click.Context, url: str | None, as_json: bool) -> None:
     """Active disruptions with time left and events affected."""
     result = _call(ctx, url, lambda c: c.list_disruptions())
@@ -412,9 +402,7 @@ def disrupt_list(ctx: click.Context, url: str | None, as_json: bool) -> None:
 
 @disrupt.command("cancel")
 @click.argument("disruption_id")
-@url_option
-@json_option
-@click.pass_context
+@client_options
 def disrupt_cancel(ctx: click.Context, disruption_id: str, url: str | None, as_json: bool) -> None:
     """Cancel one disruption."""
     result = _call(ctx, url, lambda c: c.cancel_disruption(disruption_id))
@@ -423,9 +411,7 @@ def disrupt_cancel(ctx: click.Context, disruption_id: str, url: str | None, as_j
 
 @disrupt.command("clear")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@url_option
-@json_option
-@click.pass_context
+@client_options
 def disrupt_clear(ctx: click.Context, yes: bool, url: str | None, as_json: bool) -> None:
     """Cancel every active disruption."""
     if not yes and sys.stdin.isatty():

@@ -698,7 +698,11 @@ def _emitter(
     next_id: Callable[[], int],
     wanted: frozenset[str] | None,
 ) -> Emit:
-    """Build the envelope-appending closure for one generate() call."""
+    """Build the envelope-appending closure for one generate() call.
+
+    Two closures rather than one with a filter check: this runs once per event, and
+    the unfiltered case should pay for no test it does not need.
+    """
     if wanted is None:
 
         def emit(event_type: str, payload: Event, correlation: str | None, key: str) -> None:

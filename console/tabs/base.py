@@ -93,6 +93,11 @@ class ConsoleTab(TabContent):
             self.action = action
             self.outcome = outcome
 
+    class PollFailed(Message, bubble=False):
+        def __init__(self, error: RetailApiError) -> None:
+            super().__init__()
+            self.error = error
+
     class ActionFailed(Message, bubble=False):
         def __init__(self, action: str, error: RetailApiError) -> None:
             super().__init__()

@@ -118,11 +118,6 @@ active ones; their effect shows on Streams (stockouts and reorders climb).
             self.disruptions = disruptions
             self.at = at
 
-    class PollFailed(Message, bubble=False):
-        def __init__(self, error: RetailApiError) -> None:
-            super().__init__()
-            self.error = error
-
     def __init__(self, *, retail: RetailClient, ui: UISettings, clock: Clock) -> None:
         super().__init__(retail=retail, ui=ui, clock=clock, id="disruptions-tab")
         self.disruptions: DisruptionList | None = None
@@ -247,8 +242,8 @@ active ones; their effect shows on Streams (stockouts and reorders climb).
             return
         self.post_message(self.Listed(listed, self.clock.monotonic()))
 
-    @on(PollFailed)
-    def _poll_failed(self, event: PollFailed) -> None:
+    @on(ConsoleTab.PollFailed)
+    def _poll_failed(self, event: ConsoleTab.PollFailed) -> None:
         # The shell's header and the Streams tab already toast an unreachable backend.
         self._unreachable = True
         self.query_one("#active-panel").border_title = f"Active — {escape(str(event.error))}"

@@ -135,11 +135,6 @@ Controls the **retail event generator** and shows it running.
             self.recent = recent
             self.at = at
 
-    class PollFailed(Message, bubble=False):
-        def __init__(self, error: RetailApiError) -> None:
-            super().__init__()
-            self.error = error
-
     def __init__(self, *, retail: RetailClient, ui: UISettings, clock: Clock) -> None:
         super().__init__(retail=retail, ui=ui, clock=clock, id="streams-tab")
         self.config: ConfigResponse | None = None
@@ -278,8 +273,8 @@ Controls the **retail event generator** and shows it running.
         types.clear_options()
         types.add_options([(name, name, True) for name in event.config.available_event_types])
 
-    @on(PollFailed)
-    def _poll_failed(self, event: PollFailed) -> None:
+    @on(ConsoleTab.PollFailed)
+    def _poll_failed(self, event: ConsoleTab.PollFailed) -> None:
         message = str(event.error)
         if not self._unreachable:
             self.toast(message, title="Retail backend", severity="error")
