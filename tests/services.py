@@ -235,8 +235,15 @@ def find_java() -> str | None:
 
 
 def random_cluster_id() -> str:
-    """A Kafka cluster id: a random UUID in unpadded URL-safe base64, as `random-uuid`."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A Kafka cluster id: a random UUID in unpadded URL-safe base64, as `random-uuid`.
+
+    Like Kafka's own generator, never one starting with "-": the storage tool would
+    read it as an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _kafka_properties(workdir: Path, broker_port: int, controller_port: int) -> str:
