@@ -9,7 +9,10 @@ Sinks never raise for delivery problems; they classify them into `errors`
 
 from __future__ import annotations
 
+import logging
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,21 @@ class SendResult:
         self.failed += count
         self.errors[kind] = self.errors.get(kind, 0) + count
 
+    def fail_with(
+        self,
+        count: int,
+        exc: BaseException,
+        classify: Callable[[BaseException], tuple[str, bool]],
+        log: logging.Logger,
+    ) -> bool:
+        """Account `count` events failed by `exc`; True when the destination is unreachable."""
+        kind, unreachable = classify(exc)
+        if kind == "unknown":
+            log.warning("unclassified delivery error", exc_info=exc)
+        self.fail(count, kind)
+        self.connection_failure |= unreachable
+        return unreachable
+
 
 @dataclass
 class SinkTestResult:
@@ -35,6 +53,31 @@ class SinkTestResult:
     message: str
     response_time_ms: float
     details: dict[str, Any] = field(default_factory=dict)
+
+
+async def timed_probe(probe: Callable[[], Awaitable[dict[str, Any]]]) -> SinkTestResult:
+    """Run a sink's real round trip, timed, and answer as `POST /stream/test` does."""
+    started = time.perf_counter()
+    try:
+        details = await probe()
+    except Exception as exc:
+        first_line = str(exc).split("\n", 1)[0] or type(exc).__name__
+        return SinkTestResult(
+            success=False,
+            message=f"Connection test failed: {first_line}",
+            response_time_ms=_ms_since(started),
+            details={"exception_type": type(exc).__name__},
+        )
+    return SinkTestResult(
+        success=True,
+        message="Connection test successful",
+        response_time_ms=_ms_since(started),
+        details=details,
+    )
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 class SinkNotConfigured(Exception):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -34,7 +33,14 @@ from azure.eventhub import EventData, EventDataBatch, parse_connection_string
 from azure.eventhub import exceptions as eherr
 from azure.eventhub.aio import EventHubProducerClient
 
-from backends.retail.sinks.base import Event, SendResult, Sink, SinkNotConfigured, SinkTestResult
+from backends.retail.sinks.base import (
+    Event,
+    SendResult,
+    Sink,
+    SinkNotConfigured,
+    SinkTestResult,
+    timed_probe,
+)
 from backends.settings import EventHubSettings
 
 _log = logging.getLogger(__name__)
@@ -191,27 +197,16 @@ class EventHubSink(Sink):
             await producer.close()
 
     async def test(self) -> SinkTestResult:
-        started = time.perf_counter()
-        try:
+        async def probe() -> dict[str, Any]:
             producer = self._producer or self._new_producer()
             try:
                 await producer.get_eventhub_properties()
             finally:
                 if producer is not self._producer:
                     await producer.close()
-        except Exception as exc:
-            return SinkTestResult(
-                success=False,
-                message=f"Connection test failed: {_first_line(exc)}",
-                response_time_ms=_ms_since(started),
-                details={"exception_type": type(exc).__name__},
-            )
-        return SinkTestResult(
-            success=True,
-            message="Connection test successful",
-            response_time_ms=_ms_since(started),
-            details=self._names(),
-        )
+            return self._names()
+
+        return await timed_probe(probe)
 
     def describe(self) -> dict[str, Any]:
         try:
@@ -261,17 +256,6 @@ def _try_add(batch: EventDataBatch, body: bytes) -> bool:
     return True
 
 
-def _fail(result: SendResult, count: int, exc: BaseException) -> None:
-    kind, unreachable = classify(exc)
-    if kind == "unknown":
-        _log.warning("unclassified Event Hubs delivery error", exc_info=exc)
-    result.fail(count, kind)
-    result.connection_failure |= unreachable
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).split("\n", 1)[0] or type(exc).__name__
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
+def _fail(result: SendResult, count: int, exc: BaseException) -> bool:
+    """Account `count` failed events; True when the destination is unreachable."""
+    return result.fail_with(count, exc, classify, _log)

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import defaultdict, deque
 from typing import Any
 
@@ -61,7 +60,14 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from backends.retail.sinks.base import Event, SendResult, Sink, SinkNotConfigured, SinkTestResult
+from backends.retail.sinks.base import (
+    Event,
+    SendResult,
+    Sink,
+    SinkNotConfigured,
+    SinkTestResult,
+    timed_probe,
+)
 from backends.settings import KafkaSettings
 
 _log = logging.getLogger(__name__)
@@ -304,8 +310,7 @@ class KafkaSink(Sink):
             await producer.stop()
 
     async def test(self) -> SinkTestResult:
-        started = time.perf_counter()
-        try:
+        async def probe() -> dict[str, Any]:
             admin = AIOKafkaAdminClient(**self._client_kwargs())
             try:
                 await admin.start()
@@ -313,26 +318,16 @@ class KafkaSink(Sink):
                 topics = await admin.describe_topics()
             finally:
                 await admin.close()
-        except Exception as exc:
-            return SinkTestResult(
-                success=False,
-                message=f"Connection test failed: {exc}",
-                response_time_ms=_ms_since(started),
-                details={"exception_type": type(exc).__name__},
+            partitions = next(
+                (len(t["partitions"]) for t in topics if t["topic"] == self._settings.topic), 0
             )
-        partitions = next(
-            (len(t["partitions"]) for t in topics if t["topic"] == self._settings.topic), 0
-        )
-        return SinkTestResult(
-            success=True,
-            message="Connection test successful",
-            response_time_ms=_ms_since(started),
-            details={
+            return {
                 "bootstrap_servers": self._settings.bootstrap_servers,
                 "topic": self._settings.topic,
                 "partitions": partitions,
-            },
-        )
+            }
+
+        return await timed_probe(probe)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -411,14 +406,5 @@ class KafkaSink(Sink):
 
 
 def _fail(result: SendResult, count: int, exc: BaseException) -> bool:
-    """Account `count` failed events; True when the cluster is unreachable."""
-    kind, unreachable = classify(exc)
-    if kind == "unknown":
-        _log.warning("unclassified Kafka delivery error", exc_info=exc)
-    result.fail(count, kind)
-    result.connection_failure |= unreachable
-    return unreachable
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
+    """Account `count` failed events; True when the destination is unreachable."""
+    return result.fail_with(count, exc, classify, _log)

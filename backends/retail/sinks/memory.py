@@ -8,10 +8,9 @@ event than everything else this sink does.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from backends.retail.sinks.base import Event, SendResult, Sink, SinkTestResult
+from backends.retail.sinks.base import Event, SendResult, Sink, SinkTestResult, timed_probe
 
 
 class MemorySink(Sink):
@@ -27,13 +26,10 @@ class MemorySink(Sink):
         return None
 
     async def test(self) -> SinkTestResult:
-        started = time.perf_counter()
-        return SinkTestResult(
-            success=True,
-            message="Connection test successful",
-            response_time_ms=(time.perf_counter() - started) * 1000,
-            details={"kind": self.kind},
-        )
+        async def probe() -> dict[str, Any]:
+            return {"kind": self.kind}
+
+        return await timed_probe(probe)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind}

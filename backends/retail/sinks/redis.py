@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,7 +44,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis import exceptions as rerr
 
-from backends.retail.sinks.base import Event, SendResult, Sink, SinkTestResult
+from backends.retail.sinks.base import Event, SendResult, Sink, SinkTestResult, timed_probe
 from backends.settings import RedisSettings
 
 _log = logging.getLogger(__name__)
@@ -148,22 +147,11 @@ class RedisSink(Sink):
             await client.aclose()
 
     async def test(self) -> SinkTestResult:
-        started = time.perf_counter()
-        try:
+        async def probe() -> dict[str, Any]:
             await self._ensure_client().ping()
-        except Exception as exc:
-            return SinkTestResult(
-                success=False,
-                message=f"Connection test failed: {exc}",
-                response_time_ms=_ms_since(started),
-                details={"exception_type": type(exc).__name__},
-            )
-        return SinkTestResult(
-            success=True,
-            message="Connection test successful",
-            response_time_ms=_ms_since(started),
-            details={"url": self._public_url(), "stream": self._settings.retail_stream},
-        )
+            return {"url": self._public_url(), "stream": self._settings.retail_stream}
+
+        return await timed_probe(probe)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -192,13 +180,6 @@ class RedisSink(Sink):
         return urlunsplit(parts._replace(netloc=user + netloc))
 
 
-def _fail(result: SendResult, count: int, exc: BaseException) -> None:
-    kind, unreachable = classify(exc)
-    if kind == "unknown":
-        _log.warning("unclassified Redis delivery error", exc_info=exc)
-    result.fail(count, kind)
-    result.connection_failure |= unreachable
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
+def _fail(result: SendResult, count: int, exc: BaseException) -> bool:
+    """Account `count` failed events; True when the destination is unreachable."""
+    return result.fail_with(count, exc, classify, _log)
