@@ -1,0 +1,1 @@
+"""Export streams: Redis Streams served over cursor polling and SSE (export-stream.md)."""
