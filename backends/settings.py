@@ -67,6 +67,52 @@ class RetailSettings(_Section):
     recent_events_buffer: int = Field(100, ge=1, le=10_000)
 
 
+class ExportSettings(_Section):
+    """Export streams (Redis Streams behind a polling + SSE API)."""
+
+    url: str | None = Field(None, description="Remote export API base URL; unset = embedded.")
+    api_key_id: str | None = None
+    api_key_secret: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+    seed: int = 42
+    admin_key: str | None = None
+    feed_rate: float = Field(50.0, ge=0, le=100_000)
+    feed_test_share: float = Field(0.05, ge=0, le=1)
+    max_length: int = Field(100_000, ge=1)
+    max_age_seconds: int | None = Field(None, ge=1)
+    heartbeat_seconds: float = Field(15.0, gt=0)
+    send_timeout_seconds: float = Field(5.0, gt=0)
+    replay_batch_size: int = Field(500, ge=1, le=1000)
+    rate_limit_per_minute: int = Field(600, ge=1)
+
+
+class RealtimeSettings(_Section):
+    """Realtime streams (Socket.IO + REST); scale-out across processes through [redis] url."""
+
+    url: str | None = Field(None, description="Remote realtime base URL; unset = embedded.")
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+    seed: int = 42
+    demo_session_id: str | None = Field("your-session-id", pattern=r"^[A-Za-z0-9_.-]{1,128}$")
+    token_lifetime_seconds: int = Field(3600, ge=10, le=7 * 86400)
+    token_refresh_margin_seconds: int = Field(300, ge=1)
+    session_lifetime_seconds: int = Field(86400, ge=10)
+    connections_per_session: int = Field(5, ge=1)
+    connection_window_seconds: int = Field(300, ge=1)
+    stream_events_per_minute: int = Field(100, ge=1)
+    stream_requests_per_minute: int = Field(50, ge=1)
+    subscriptions_per_minute: int = Field(10, ge=1)
+    api_requests_per_minute: int = Field(600, ge=1)
+    rate_limit_warning_ratio: float = Field(0.1, ge=0, le=1)
+    page_delay_ms: int = Field(100, ge=0, le=60_000)
+    mailbox_size: int = Field(2000, ge=0, le=10_000_000)
+    arrival_interval_seconds: float = Field(5.0, gt=0)
+    inactive_stream_ttl_seconds: int = Field(3600, ge=1)
+    maintenance_interval_seconds: float = Field(1.0, gt=0, le=60)
+    redis_prefix: str = "streamops:realtime"
+
+
 class UISettings(_Section):
     theme: str = "textual-dark"
     refresh_ms: int = Field(500, ge=50, le=10_000)
@@ -78,4 +124,6 @@ class Settings(_Section):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     eventhub: EventHubSettings = Field(default_factory=EventHubSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     ui: UISettings = Field(default_factory=UISettings)

@@ -27,6 +27,7 @@ from backends.endpoints import SERVICES, Endpoints
 from backends.retail.client import RetailApiError, RetailClient
 from backends.retail.models import DISRUPTION_TYPES, ConfigUpdate, DisruptionCreate, StartRequest
 from backends.settings import Settings
+from console.commands.export import export, streams
 from console.config import ConfigError, load_settings
 
 M = TypeVar("M", bound=BaseModel)
@@ -80,18 +81,50 @@ def _run_console(settings: Settings) -> None:
 # -- serve -------------------------------------------------------------------
 
 
-def _describe_endpoints(endpoints: Endpoints) -> dict[str, Any]:
-    return {
-        name: {"url": url}
-        for name, url in endpoints.model_dump(exclude={"mode"}).items()
-        if url is not None
-    }
+def _describe_endpoints(endpoints: Endpoints, admin_key: str | None) -> dict[str, Any]:
+    """URLs and demo credentials, as `--credentials-file` writes them for scripts."""
+    described: dict[str, Any] = {}
+    if endpoints.retail:
+        described["retail"] = {"url": endpoints.retail}
+    if endpoints.export:
+        export: dict[str, Any] = {"url": endpoints.export}
+        if endpoints.export_credentials:
+            export.update(endpoints.export_credentials.model_dump())
+        export["admin_key"] = admin_key
+        described["export"] = export
+    if endpoints.realtime:
+        described["realtime"] = {
+            "url": endpoints.realtime,
+            "session_id": endpoints.realtime_session_id,
+        }
+    return described
+
+
+def _print_endpoints(described: dict[str, Any]) -> None:
+    for name, info in described.items():
+        out.print(f"{name:<10} {info['url']}", markup=False)
+    export = described.get("export", {})
+    if "api_key_id" in export:
+        out.print(
+            f"{'':<10} X-API-Key: {export['api_key_id']}:{export['api_key_secret']}",
+            markup=False,
+        )
+        for stream in export["streams"]:
+            out.print(
+                f"{'':<10} {stream['data_type']:<14} consumer key {stream['consumer_key']}",
+                markup=False,
+            )
+    session = described.get("realtime", {}).get("session_id")
+    if session:
+        out.print(f"{'':<10} demo session {session}", markup=False)
 
 
 @cli.command()
 @click.option("--only", help=f"Comma-separated services to run ({', '.join(SERVICES)}).")
 @click.option("--host", "bind_host", help="Address to bind (default from config: 127.0.0.1).")
 @click.option("--retail-port", type=int, help="Retail API port (default 8000).")
+@click.option("--export-port", type=int, help="Export stream API port (default 8080).")
+@click.option("--realtime-port", type=int, help="Realtime Socket.IO/REST port (default 5000).")
 @click.option(
     "--credentials-file",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -103,17 +136,22 @@ def serve(
     only: str | None,
     bind_host: str | None,
     retail_port: int | None,
+    export_port: int | None,
+    realtime_port: int | None,
     credentials_file: Path | None,
 ) -> None:
     """Run the backends headless on the specs' well-known ports until SIGINT/SIGTERM."""
     from backends.runtime import BackendHost
 
     settings = _settings(ctx).model_copy(deep=True)
-    settings.retail.url = None
-    if bind_host:
-        settings.retail.host = bind_host
-    if retail_port is not None:
-        settings.retail.port = retail_port
+    ports = {"retail": retail_port, "export": export_port, "realtime": realtime_port}
+    for service in SERVICES:
+        section = getattr(settings, service)
+        section.url = None
+        if bind_host:
+            section.host = bind_host
+        if ports.get(service) is not None:
+            section.port = ports[service]
     chosen = [s.strip() for s in only.split(",") if s.strip()] if only else None
     try:
         host = BackendHost(settings, well_known_ports=True, only=chosen)
@@ -124,9 +162,8 @@ def serve(
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    described = _describe_endpoints(endpoints)
-    for name, info in described.items():
-        out.print(f"{name:<10} {info['url']}", markup=False)
+    described = _describe_endpoints(endpoints, host.settings.export.admin_key)
+    _print_endpoints(described)
     if credentials_file is not None:
         credentials_file.write_text(json.dumps(described, indent=2) + "\n")
         out.print(f"credentials written to {credentials_file}", markup=False)
@@ -418,6 +455,10 @@ def disrupt_clear(ctx: click.Context, yes: bool, url: str | None, as_json: bool)
         click.confirm("Clear all active disruptions?", abort=True)
     result = _call(ctx, url, lambda c: c.clear_disruptions())
     _emit(result, as_json, lambda: out.print(result.message))
+
+
+cli.add_command(streams)
+cli.add_command(export)
 
 
 def main() -> None:

@@ -59,6 +59,8 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
             "serve",
             "--retail-port",
             str(port),
+            "--export-port",
+            str(free_port()),
             "--credentials-file",
             str(credentials),
         ],
@@ -82,7 +84,18 @@ def test_serve_runs_the_spec_sample_and_stops_on_sigterm(
     served: tuple[subprocess.Popen[str], str, Path], tmp_path: Path
 ) -> None:
     process, url, credentials = served
-    assert json.loads(credentials.read_text()) == {"retail": {"url": url}}
+    described = json.loads(credentials.read_text())
+    assert described["retail"] == {"url": url}
+    export = described["export"]
+    assert {s["data_type"] for s in export["streams"]} == {"journal_entry", "identifier"}
+    assert export["admin_key"]
+    polled = httpx.get(
+        f"{export['url']}/consume/{export['streams'][0]['consumer_key']}/poll",
+        params={"cursor": "0", "limit": 5},
+        headers={"X-API-Key": f"{export['api_key_id']}:{export['api_key_secret']}"},
+    )
+    assert polled.status_code == 200, polled.text
+    assert set(polled.json()) == {"messages", "next_cursor", "has_more"}
 
     sample = SPEC_PYTHON_SAMPLE.replace("http://localhost:8000/api", url)
     run = subprocess.run(

@@ -1,0 +1,1 @@
+"""Click command groups that `console/cli.py` registers with `cli.add_command(...)`."""
