@@ -27,10 +27,12 @@ from backends.endpoints import Endpoints
 from backends.retail.client import RetailApiError, RetailClient
 from backends.settings import Settings
 from console.screens.help import HelpScreen, KeymapRow
+from console.state import StateStore, default_state_path
 from console.tabs.base import PaletteCommand, TabContent
 from console.tabs.disruptions import DisruptionsTab
 from console.tabs.placeholder import PlaceholderTab
 from console.tabs.streams import StreamsTab
+from console.tabs.tails import TailsTab
 from console.widgets.header import ShellHeader
 
 STYLES = Path(__file__).resolve().parent.parent / "styles"
@@ -71,6 +73,7 @@ class StreamopsApp(App[None]):
         STYLES / "app.tcss",
         STYLES / "streams.tcss",
         STYLES / "disruptions.tcss",
+        STYLES / "tails.tcss",
     ]
     COMMANDS = App.COMMANDS | {StreamopsCommands}
     # 80x24 over SSH is a first-class size: `-narrow` tightens the layout below 110 columns.
@@ -96,7 +99,12 @@ class StreamopsApp(App[None]):
             self.detail = detail
 
     def __init__(
-        self, settings: Settings, endpoints: Endpoints, *, clock: Clock | None = None
+        self,
+        settings: Settings,
+        endpoints: Endpoints,
+        *,
+        clock: Clock | None = None,
+        ui_state: StateStore | None = None,
     ) -> None:
         if endpoints.retail is None:
             raise ValueError("no retail endpoint: set retail.url or run the embedded backends")
@@ -105,6 +113,7 @@ class StreamopsApp(App[None]):
         self.endpoints = endpoints
         self.clock: Clock = clock or SystemClock()
         self.retail = RetailClient(endpoints.retail)
+        self.ui_state = ui_state or StateStore(default_state_path())
         # Held directly: health and clock updates may land while a modal or shutdown owns the DOM.
         kafka = settings.kafka.bootstrap_servers
         self.header = ShellHeader(
@@ -112,7 +121,11 @@ class StreamopsApp(App[None]):
             read_only=settings.ui.read_only,
             backends={
                 "retail": ("unknown", "connecting…"),
-                "export": ("off", NOT_YET),
+                "export": (
+                    ("idle", "configured — not tailing (2 Tails, r connects)")
+                    if endpoints.export
+                    else ("off", 'not configured — set export.url = "http://host:8080/api"')
+                ),
                 "realtime": ("off", NOT_YET),
                 "jobs": ("off", NOT_YET),
                 "kafka": (
@@ -142,6 +155,15 @@ class StreamopsApp(App[None]):
                         yield StreamsTab(retail=self.retail, ui=ui, clock=self.clock)
                     elif key == "disruptions":
                         yield DisruptionsTab(retail=self.retail, ui=ui, clock=self.clock)
+                    elif key == "tails":
+                        yield TailsTab(
+                            endpoints=self.endpoints,
+                            store=self.ui_state,
+                            clock=self.clock,
+                            report_health=lambda state, detail: self.header.set_health(
+                                "export", state, detail
+                            ),
+                        )
                     else:
                         yield PlaceholderTab(key)
         yield Footer(compact=True)

@@ -9,11 +9,6 @@ from textual.widgets import Markdown
 from console.tabs.base import TabContent
 
 COMING: dict[str, tuple[str, str]] = {
-    "tails": (
-        "Tails",
-        "Live tails of **export streams** over SSE (with cursor resume) and of realtime "
-        "**Socket.IO** `stream_event`s, with pause/live, saved filters and a typed detail view.",
-    ),
     "jobs": (
         "Jobs",
         "Submit `generate_report`, `process_data` and `health` jobs to the **WebSocket job "

@@ -8,6 +8,7 @@ tests (`snap_compare` runs the app on a loop of its own).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,14 @@ from backends.endpoints import Endpoints
 from backends.runtime import BackendHost
 from backends.settings import Settings, UISettings
 from console.app import StreamopsApp
+
+
+@pytest.fixture(autouse=True)
+def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every console under test keeps its UI state (cursors, saved filters) in a temp file."""
+    path = tmp_path / "state" / "state.json"
+    monkeypatch.setenv("STREAMOPS_STATE_FILE", str(path))
+    return path
 
 
 @pytest.fixture

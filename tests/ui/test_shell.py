@@ -36,7 +36,9 @@ async def test_number_keys_switch_tabs_and_placeholders_say_what_is_coming(
 ) -> None:
     async with app.run_test(size=SIZE) as pilot:
         tabs = app.query_one(TabbedContent)
-        for key, pane in (("2", "tails"), ("3", "jobs"), ("5", "validation")):
+        await pilot.press("2")
+        assert tabs.active == "tails"
+        for key, pane in (("3", "jobs"), ("5", "validation")):
             await pilot.press(key)
             assert tabs.active == pane
             text = app.query_one(f"#{pane}-tab").query_one(Markdown).source

@@ -16,7 +16,7 @@ from backends.retail.client import RetailClient
 from backends.retail.models import DisruptionCreate, StartRequest
 from console.app import StreamopsApp
 from console.tabs.disruptions import DisruptionsTab
-from console.tabs.streams import StreamsTab
+from console.tabs.streams import StreamsTab, event_where
 from console.widgets.header import BackendDot
 from tests.ui.helpers import stop_blinking, wait_until
 
@@ -26,13 +26,26 @@ async def settle_streams(pilot: Pilot[None], endpoints: Endpoints) -> None:
     stop_blinking(pilot)
     async with RetailClient(endpoints.retail or "") as client:
         await client.start(StartRequest(emit_interval_ms=3_600_000, burst=500))
-    tab = app.query_one(StreamsTab)
+        tab = app.query_one(StreamsTab)
+        await wait_until(
+            pilot,
+            lambda: tab.statistics is not None and tab.statistics.events_sent_successfully == 500,
+            "one burst of 500 events",
+        )
+        final = (await client.recent_events(50)).events
+    # One poll fetches status, statistics and recent events concurrently, so a poll can pair
+    # final statistics with rows or a status line read mid-burst; wait for the final ones.
+    expected = [(str(e["event_type"]), event_where(e)) for e in final]
+    table = app.query_one("#recent", DataTable)
     await wait_until(
         pilot,
-        lambda: tab.statistics is not None and tab.statistics.events_sent_successfully == 500,
-        "one burst of 500 events",
+        lambda: [(str(r[1]), str(r[2])) for r in map(table.get_row_at, range(table.row_count))]
+        == expected,
+        "the burst's last 50 events",
     )
-    await wait_until(pilot, lambda: app.query_one("#recent", DataTable).row_count == 50, "rows")
+    await wait_until(
+        pilot, lambda: tab.status is not None and tab.status.events_sent == 500, "status"
+    )
     await wait_until(
         pilot, lambda: app.query_one("#dot-retail", BackendDot).state == "healthy", "health"
     )
