@@ -101,22 +101,21 @@ def _describe_endpoints(endpoints: Endpoints, admin_key: str | None) -> dict[str
 
 
 def _print_endpoints(described: dict[str, Any]) -> None:
-    for name, info in described.items():
-        out.print(f"{name:<10} {info['url']}", markup=False)
+    lines = [f"{name:<10} {info['url']}" for name, info in described.items()]
     export = described.get("export", {})
     if "api_key_id" in export:
-        out.print(
-            f"{'':<10} X-API-Key: {export['api_key_id']}:{export['api_key_secret']}",
-            markup=False,
-        )
-        for stream in export["streams"]:
-            out.print(
-                f"{'':<10} {stream['data_type']:<14} consumer key {stream['consumer_key']}",
-                markup=False,
-            )
+        lines.append(f"{'':<10} X-API-Key: {export['api_key_id']}:{export['api_key_secret']}")
+        lines += [
+            f"{'':<10} {stream['data_type']:<14} consumer key {stream['consumer_key']}"
+            for stream in export["streams"]
+        ]
+    if export.get("admin_key"):
+        lines.append(f"{'':<10} X-Admin-Key: {export['admin_key']}")
     session = described.get("realtime", {}).get("session_id")
     if session:
-        out.print(f"{'':<10} demo session {session}", markup=False)
+        lines.append(f"{'':<10} demo session {session}")
+    for line in lines:
+        out.print(line, markup=False, soft_wrap=True)
 
 
 @cli.command()
