@@ -29,6 +29,7 @@ import httpx
 import socketio
 from pydantic import BaseModel, ValidationError
 
+from backends.common.http_client import JsonApiClient
 from backends.realtime.models import (
     INVALID_REQUEST,
     SESSION_NOT_FOUND,
@@ -110,7 +111,7 @@ class RateLimitInfo:
             return None
 
 
-class RealtimeClient:
+class RealtimeClient(JsonApiClient):
     def __init__(
         self,
         base_url: str,
@@ -118,28 +119,14 @@ class RealtimeClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        super().__init__(base_url, timeout=timeout, transport=transport)
         self.rate_limit: RateLimitInfo | None = None
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    def _no_answer(self, code: str, message: str) -> Exception:
+        return RealtimeApiError(0, code, message)
 
     async def _call(self, method: str, path: str, model: type[M], *, json: Any = None) -> M:
-        try:
-            response = await self._http.request(method, path, json=json)
-        except httpx.TimeoutException as exc:
-            raise RealtimeApiError(0, "TIMEOUT", f"Timed out talking to {self.base_url}") from exc
-        except httpx.HTTPError as exc:
-            raise RealtimeApiError(
-                0, "UNREACHABLE", f"Cannot reach {self.base_url}: {exc}"
-            ) from exc
+        response = await self._send(method, path, json=json)
         self.rate_limit = RateLimitInfo.from_headers(response.headers) or self.rate_limit
         try:
             body = response.json()

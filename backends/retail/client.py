@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from backends.common.http_client import JsonApiClient
 from backends.retail.models import (
     ConfigResponse,
     ConfigUpdate,
@@ -54,25 +55,9 @@ def _detail(response: httpx.Response) -> str:
     return str(detail) if detail is not None else response.reason_phrase
 
 
-class RetailClient:
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
-
-    async def __aenter__(self) -> RetailClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+class RetailClient(JsonApiClient):
+    def _no_answer(self, code: str, message: str) -> Exception:
+        return RetailApiError(0, message)
 
     async def _call(
         self,
@@ -83,12 +68,7 @@ class RetailClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
     ) -> M:
-        try:
-            response = await self._http.request(method, path, json=json, params=params)
-        except httpx.TimeoutException as exc:
-            raise RetailApiError(0, f"Timed out talking to {self.base_url}") from exc
-        except httpx.HTTPError as exc:
-            raise RetailApiError(0, f"Cannot reach {self.base_url}: {exc}") from exc
+        response = await self._send(method, path, json=json, params=params)
         if response.is_error:
             raise RetailApiError(response.status_code, _detail(response))
         return model.model_validate(response.json())
