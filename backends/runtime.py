@@ -25,6 +25,7 @@ from backends.settings import Settings
 
 if TYPE_CHECKING:
     from backends.export.service import ExportService
+    from backends.realtime.api import RealtimeBackend
 
 T = TypeVar("T")
 
@@ -55,6 +56,7 @@ class BackendHost:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self.retail: RetailService | None = None
         self.export: ExportService | None = None
+        self.realtime: RealtimeBackend | None = None
         self.endpoints = Endpoints(mode="embedded")
 
     def _remote_url(self, service: str) -> str | None:
@@ -94,7 +96,9 @@ class BackendHost:
             retail=settings.retail.url,
             export=settings.export.url,
             realtime=settings.realtime.url,
-            realtime_session_id=settings.realtime.demo_session_id if settings.realtime.url else None,
+            realtime_session_id=(
+                settings.realtime.demo_session_id if settings.realtime.url else None
+            ),
         )
         export = settings.export
         if export.url and export.api_key_id and export.api_key_secret:
@@ -128,7 +132,7 @@ class BackendHost:
         if self._embedded("realtime"):
             from backends.realtime.api import start_realtime
 
-            realtime = await start_realtime(settings, self.clock)
+            realtime = self.realtime = await start_realtime(settings, self.clock)
             self._closers.append(realtime.aclose)
             endpoints.realtime = await self._serve("realtime", realtime.app, settings.realtime)
             endpoints.realtime_session_id = realtime.demo_session_id
