@@ -39,8 +39,10 @@ async def settle_streams(pilot: Pilot[None], endpoints: Endpoints) -> None:
     table = app.query_one("#recent", DataTable)
     await wait_until(
         pilot,
-        lambda: [(str(r[1]), str(r[2])) for r in map(table.get_row_at, range(table.row_count))]
-        == expected,
+        lambda: (
+            [(str(r[1]), str(r[2])) for r in map(table.get_row_at, range(table.row_count))]
+            == expected
+        ),
         "the burst's last 50 events",
     )
     await wait_until(
