@@ -15,7 +15,9 @@ Choices:
   process, counted after authentication (bad keys never use up a real key's
   budget); an SSE connection counts as one request;
 - a poll's body is assembled from the stored JSON bytes (`PollPage.to_json`); its
-  schema is `models.PollResponse`;
+  schema is `models.PollResponse`. `X-Next-Cursor` and `X-Has-More` repeat the body's
+  `next_cursor` / `has_more` so that a client can send the next poll before it parses
+  this page (the client's pipelined `iter_messages`);
 - SSE: `EventStreamResponse` writes each frame under `send_timeout_seconds`; a
   client whose socket stays full that long is dropped (uvicorn then closes the
   connection and logs that the response was incomplete). A disconnect is noticed
@@ -224,7 +226,10 @@ def create_app(service: ExportService, *, clock: Clock) -> FastAPI:
             limit=limit,
             include_test=include_test,
         )
-        return Response(page.to_json(), media_type="application/json")
+        headers = {"X-Has-More": "true" if page.has_more else "false"}
+        if page.next_cursor is not None:
+            headers["X-Next-Cursor"] = page.next_cursor
+        return Response(page.to_json(), media_type="application/json", headers=headers)
 
     @api.get(
         "/consume/{consumer_key}/stream",

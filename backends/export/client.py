@@ -35,6 +35,7 @@ import os
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
@@ -444,6 +445,18 @@ class ExportStreamClient(_Core):
         json: Any = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
+        response = self._request(method, path, params=params, json=json, headers=headers)
+        return _loads(response.content)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         try:
             response = self._http.request(
                 method, path, params=params, json=json, headers=headers or self._auth_headers()
@@ -452,7 +465,7 @@ class ExportStreamClient(_Core):
             raise _network_error(exc, self.api_url) from exc
         if response.is_error:
             raise error_from_response(response)
-        return _loads(response.content)
+        return response
 
     def _model(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
         return model.model_validate(self._send(method, path, **kwargs))
@@ -481,22 +494,44 @@ class ExportStreamClient(_Core):
         include_test: bool = False,
         idle_sleep: float = 5.0,
     ) -> Iterator[dict[str, Any]]:
-        """Every message from `cursor` on, polling forever; sleeps `idle_sleep` when caught up."""
+        """Every message from `cursor` on, polling forever; sleeps `idle_sleep` when caught up.
+
+        Pipelined: when the server announces the next page in `X-Next-Cursor` /
+        `X-Has-More` (ours does; the spec's body says the same), the next request is
+        already on its way on a helper thread while this page is parsed and consumed.
+        So the server's stored resume position may run one page ahead of what the
+        caller has processed; a caller that must resume exactly keeps the `cursor`
+        of the last message it handled and passes it back.
+        """
         attempt = 0
-        while True:
-            try:
-                result = self.consume_stream(consumer_key, cursor, order, limit, include_test)
-            except ExportApiError as error:
-                attempt += 1
-                if not error.retryable or self.retry.exhausted(attempt):
-                    raise
-                self._sleep(self.retry.delay(attempt, error.retry_after))
-                continue
-            attempt = 0
-            yield from result.get("messages", [])
-            cursor = result.get("next_cursor") or cursor
-            if not result.get("has_more"):
-                self._sleep(idle_sleep)
+        path = f"/consume/{consumer_key}/poll"
+
+        def fetch(at: str | None) -> httpx.Response:
+            return self._request(
+                "GET", path, params=self._poll_params(at, order, limit, include_test)
+            )
+
+        with ThreadPoolExecutor(1, thread_name_prefix="export-prefetch") as prefetch:
+            ahead: Future[httpx.Response] | None = None
+            while True:
+                try:
+                    response = ahead.result() if ahead is not None else fetch(cursor)
+                except ExportApiError as error:
+                    ahead = None
+                    attempt += 1
+                    if not error.retryable or self.retry.exhausted(attempt):
+                        raise
+                    self._sleep(self.retry.delay(attempt, error.retry_after))
+                    continue
+                attempt = 0
+                announced = response.headers.get("x-next-cursor")
+                more = response.headers.get("x-has-more") == "true"
+                ahead = prefetch.submit(fetch, announced) if announced and more else None
+                result = _loads(response.content)
+                yield from result.get("messages", [])
+                cursor = result.get("next_cursor") or cursor
+                if not result.get("has_more"):
+                    self._sleep(idle_sleep)
 
     def get_stream_info(self, consumer_key: str) -> StreamInfo:
         return self._model(StreamInfo, "GET", f"/consume/{consumer_key}/info")

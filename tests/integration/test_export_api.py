@@ -76,6 +76,9 @@ class Harness:
         assert response.headers["content-type"] == "application/json"
         body: dict[str, Any] = response.json()
         PollResponse.model_validate(body)
+        # The headers announce the next page before the body is parsed (pipelined polling).
+        assert response.headers.get("x-next-cursor") == body["next_cursor"]
+        assert response.headers["x-has-more"] == ("true" if body["has_more"] else "false")
         return body
 
 
