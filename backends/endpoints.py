@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-SERVICES: tuple[str, ...] = ("retail", "export", "realtime")
+SERVICES: tuple[str, ...] = ("retail", "export", "realtime", "jobs")
 
 
 class ExportStream(BaseModel):
@@ -28,3 +28,6 @@ class Endpoints(BaseModel):
     export_credentials: ExportCredentials | None = None
     realtime: str | None = None  # base URL: REST under /api, Socket.IO at /socket.io
     realtime_session_id: str | None = None  # the demo session the console can connect with
+    jobs: str | None = None  # WebSocket URL of the jobs server (report files over HTTP there)
+    jobs_token: str | None = None  # a ready token for the demo tenant
+    jobs_issuer: str | None = None

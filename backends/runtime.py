@@ -25,11 +25,12 @@ from backends.settings import Settings
 
 if TYPE_CHECKING:
     from backends.export.service import ExportService
+    from backends.jobs.api import JobsBackend
     from backends.realtime.api import RealtimeBackend
 
 T = TypeVar("T")
 
-WELL_KNOWN_PORTS: dict[str, int] = {"retail": 8000, "export": 8080, "realtime": 5000}
+WELL_KNOWN_PORTS: dict[str, int] = {"retail": 8000, "export": 8080, "realtime": 5000, "jobs": 8765}
 
 
 class BackendHost:
@@ -47,6 +48,9 @@ class BackendHost:
         self.settings = settings.model_copy(deep=True)
         if self.settings.export.admin_key is None:
             self.settings.export.admin_key = secrets.token_urlsafe(24)
+        jobs = self.settings.jobs
+        if jobs.secret is None and any(a.startswith("HS") for a in jobs.algorithms):
+            jobs.secret = secrets.token_urlsafe(48)
         self.clock = clock or SystemClock()
         self._well_known = well_known_ports
         self._only = set(only) if only else set(SERVICES)
@@ -56,6 +60,7 @@ class BackendHost:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self.retail: RetailService | None = None
         self.export: ExportService | None = None
+        self.jobs: JobsBackend | None = None
         self.realtime: RealtimeBackend | None = None
         self.endpoints = Endpoints(mode="embedded")
 
@@ -99,6 +104,9 @@ class BackendHost:
             realtime_session_id=(
                 settings.realtime.demo_session_id if settings.realtime.url else None
             ),
+            jobs=settings.jobs.url,
+            jobs_token=settings.jobs.token if settings.jobs.url else None,
+            jobs_issuer=settings.jobs.issuer if settings.jobs.url else None,
         )
         export = settings.export
         if export.url and export.api_key_id and export.api_key_secret:
@@ -136,6 +144,16 @@ class BackendHost:
             self._closers.append(realtime.aclose)
             endpoints.realtime = await self._serve("realtime", realtime.app, settings.realtime)
             endpoints.realtime_session_id = realtime.demo_session_id
+        if self._embedded("jobs"):
+            from backends.jobs.api import start_jobs
+
+            jobs_settings = settings.model_copy(deep=True)
+            jobs_settings.jobs.port = self._port("jobs", settings.jobs.port)
+            self.jobs = await start_jobs(jobs_settings, self.clock, self.retail)
+            self._closers.append(self.jobs.aclose)
+            endpoints.jobs = self.jobs.url
+            endpoints.jobs_token = self.jobs.demo_token
+            endpoints.jobs_issuer = self.jobs.issuer
         return endpoints
 
     async def _serve(self, service: str, app: Any, section: Any) -> str:

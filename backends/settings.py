@@ -65,6 +65,7 @@ class RetailSettings(_Section):
     monitoring_interval: int = Field(5, ge=1)
     max_in_flight_batches: int = Field(8, ge=1, le=1024)
     recent_events_buffer: int = Field(100, ge=1, le=10_000)
+    memory_sink_retention: int = Field(20_000, ge=0, le=5_000_000)
 
 
 class ExportSettings(_Section):
@@ -113,6 +114,42 @@ class RealtimeSettings(_Section):
     redis_prefix: str = "streamops:realtime"
 
 
+class JobsSettings(_Section):
+    """WebSocket job server (websocket-jobs.md): JWT auth, limits, report and pipeline folders."""
+
+    url: str | None = Field(None, description="Remote jobs WebSocket URL; unset = embedded.")
+    token: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+    path: str = Field("/production", pattern=r"^/[A-Za-z0-9_./-]*$")
+    public_url: str | None = None
+    algorithms: list[Literal["HS256", "HS384", "HS512", "RS256", "ES256"]] = Field(
+        default_factory=lambda: ["HS256"], min_length=1
+    )
+    secret: str | None = None
+    public_key: str | None = None
+    issuer: str | None = "streamops"
+    leeway_seconds: float = Field(30.0, ge=0, le=3600)
+    default_permissions: list[str] = Field(default_factory=lambda: ["read", "write"])
+    demo_sub: str = "demo-user"
+    demo_tenant: str = "demo-tenant"
+    demo_token_lifetime_seconds: int = Field(86400, ge=60)
+    messages_per_second: int = Field(100, ge=1)
+    max_concurrent_requests: int = Field(10, ge=1)
+    max_payload_bytes: int = Field(1_048_576, ge=1024)
+    connections_per_minute: int = Field(100, ge=1)
+    job_timeout_seconds: float = Field(600.0, gt=0)
+    result_ttl_seconds: float = Field(3600.0, gt=0)
+    report_ttl_seconds: float = Field(604_800.0, gt=0)
+    progress_interval_ms: int = Field(100, ge=0, le=60_000)
+    outbox_limit: int = Field(1000, ge=10)
+    data_dir: str | None = None
+    output_dir: str | None = None
+    event_source: Literal["auto", "memory", "kafka", "redis"] = "auto"
+    capture_limit: int = Field(50_000, ge=0)
+    seed: int = 42
+
+
 class UISettings(_Section):
     theme: str = "textual-dark"
     refresh_ms: int = Field(500, ge=50, le=10_000)
@@ -126,4 +163,5 @@ class Settings(_Section):
     eventhub: EventHubSettings = Field(default_factory=EventHubSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
     ui: UISettings = Field(default_factory=UISettings)

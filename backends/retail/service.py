@@ -55,6 +55,7 @@ from backends.retail.models import (
     StopResponse,
     SuccessResponse,
 )
+from backends.retail.sinklog import SinkLog, SinkPage
 from backends.retail.sinks.base import Event, SendResult, Sink, SinkNotConfigured
 from backends.retail.sinks.factory import build_sink
 from backends.retail.world import World
@@ -131,10 +132,18 @@ class RetailService:
             retail.circuit_breaker_failure_threshold, retail.circuit_breaker_reset_seconds, clock
         )
         self._recent: deque[Event] = deque(maxlen=retail.recent_events_buffer)
+        self._sink_log = SinkLog(retail.memory_sink_retention)
+        self._taps: list[Callable[[list[Event]], None]] = []
         self._stats = _Stats()
         self._session: _Session | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._slots: asyncio.Semaphore | None = None
+
+    def add_tap(self, tap: Callable[[list[Event]], None]) -> Callable[[], None]:
+        """Hand every generated batch to `tap` too (in-process readers: the jobs reports);
+        returns the function that removes it. A tap must be quick and must not raise."""
+        self._taps.append(tap)
+        return lambda: self._taps.remove(tap) if tap in self._taps else None
 
     @property
     def settings(self) -> Settings:
@@ -266,6 +275,10 @@ class RetailService:
         stats.type_counts.update(map(_event_type, events))
         stats.last_event_time = events[-1]["ingest_timestamp"]
         self._recent.extend(events)
+        if session.sink.kind == "memory":
+            self._sink_log.append(events)
+        for tap in self._taps:
+            tap(events)
         size = self._settings.retail.max_batch_size
         assert self._slots is not None
         stats.in_flight += len(events)
@@ -380,6 +393,14 @@ class RetailService:
         return RecentEventsResponse(
             events=events, count=len(events), timestamp=iso_z(self._clock.now())
         )
+
+    def sink_events(self, after: int, limit: int) -> SinkPage:
+        """Events held by the memory sink after sequence number `after` (see sinklog.py)."""
+        if after < 0:
+            raise BadRequest("after must be >= 0")
+        if not 1 <= limit <= 10_000:
+            raise BadRequest("limit must be between 1 and 10000")
+        return self._sink_log.read(after, limit)
 
     def health(self) -> HealthResponse:
         session = self._session

@@ -1,0 +1,1 @@
+"""WebSocket job server (websocket-jobs.md): protocol, auth, handlers, server, client."""
