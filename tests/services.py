@@ -220,6 +220,8 @@ class KafkaServer:
     bootstrap: str
     startup_seconds: float
     process: _Process
+    sasl_bootstrap: str | None = None  # the SASL_PLAINTEXT listener, when started with users
+    ssl_bootstrap: str | None = None  # the SSL listener, when started with TLS files
 
     def stop(self) -> None:
         """Stop the broker and delete its data."""
@@ -246,7 +248,80 @@ def random_cluster_id() -> str:
             return cluster_id
 
 
-def _kafka_properties(workdir: Path, broker_port: int, controller_port: int) -> str:
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass
+class KafkaTls:
+    """PEM files for an SSL listener that requires client certificates.
+
+    `keystore`: the broker's unencrypted PKCS#8 private key followed by its certificate;
+    `truststore`: the CA certificate(s) that sign accepted client certificates.
+    """
+
+    keystore: Path
+    truststore: Path
+
+
+def _secure_listeners(
+    ports: dict[str, int],
+    users: dict[str, str] | None,
+    tls: KafkaTls | None,
+) -> dict[str, str]:
+    """Listeners next to PLAINTEXT (which stays the inter-broker one): SASL_PLAINTEXT
+    with PLAIN users from JAAS and SCRAM users from the credentials `kafka-storage
+    format --add-scram` wrote (see _scram_args); SSL with required client certificates."""
+    names = [name for name in ("PLAINTEXT", "SASL_PLAINTEXT", "SSL") if name in ports]
+    settings = {
+        "listeners": ",".join(
+            [f"{n}://127.0.0.1:{ports[n]}" for n in names]
+            + [f"CONTROLLER://127.0.0.1:{ports['CONTROLLER']}"]
+        ),
+        "advertised.listeners": ",".join(f"{n}://127.0.0.1:{ports[n]}" for n in names),
+        "listener.security.protocol.map": ",".join(
+            [f"{n}:{n}" for n in names] + ["CONTROLLER:PLAINTEXT"]
+        ),
+    }
+    if users:
+        plain_users = " ".join(f'user_{name}="{password}"' for name, password in users.items())
+        prefix = "listener.name.sasl_plaintext"
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        settings |= {
+            "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+            f"{prefix}.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            ),
+            f"{prefix}.scram-sha-256.sasl.jaas.config": scram,
+            f"{prefix}.scram-sha-512.sasl.jaas.config": scram,
+        }
+    if tls:
+        settings |= {
+            "listener.name.ssl.ssl.keystore.type": "PEM",
+            "listener.name.ssl.ssl.keystore.location": str(tls.keystore),
+            "listener.name.ssl.ssl.truststore.type": "PEM",
+            "listener.name.ssl.ssl.truststore.location": str(tls.truststore),
+            "listener.name.ssl.ssl.client.auth": "required",
+        }
+    return settings
+
+
+def _scram_args(users: dict[str, str]) -> list[str]:
+    return [
+        arg
+        for name, password in users.items()
+        for mechanism in SASL_MECHANISMS[1:]
+        for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+    ]
+
+
+def _kafka_properties(
+    workdir: Path,
+    broker_port: int,
+    controller_port: int,
+    secure_ports: dict[str, int] | None = None,
+    sasl_users: dict[str, str] | None = None,
+    tls: KafkaTls | None = None,
+) -> str:
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -281,6 +356,9 @@ def _kafka_properties(workdir: Path, broker_port: int, controller_port: int) -> 
         "num.recovery.threads.per.data.dir": "1",
         "log.cleaner.threads": "1",
     }
+    if secure_ports:
+        ports = {"PLAINTEXT": broker_port, "CONTROLLER": controller_port, **secure_ports}
+        settings |= _secure_listeners(ports, sasl_users, tls)
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -318,8 +396,19 @@ async def _kafka_answers(bootstrap: str) -> bool:
             await admin.close()
 
 
-def start_kafka(timeout: float = 60.0, attempts: int = 3) -> KafkaServer:
-    """Format a fresh KRaft log dir and start a broker; raise if it cannot serve."""
+def start_kafka(
+    timeout: float = 60.0,
+    attempts: int = 3,
+    *,
+    sasl_users: dict[str, str] | None = None,
+    tls: KafkaTls | None = None,
+) -> KafkaServer:
+    """Format a fresh KRaft log dir and start a broker; raise if it cannot serve.
+
+    With `sasl_users` ({name: password}) the broker also has a SASL_PLAINTEXT listener
+    (`sasl_bootstrap`) taking those users over PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512;
+    with `tls` an SSL listener (`ssl_bootstrap`) requiring client certificates.
+    """
     java = find_java()
     if java is None:
         raise ServiceUnavailable(
@@ -329,7 +418,7 @@ def start_kafka(timeout: float = 60.0, attempts: int = 3) -> KafkaServer:
         raise ServiceUnavailable(f"Kafka jars missing in {KAFKA_LIB}; {PROVISION_HINT}")
     for attempt in range(1, attempts + 1):
         try:
-            return _start_kafka_once(java, timeout)
+            return _start_kafka_once(java, timeout, sasl_users, tls)
         except _PortInUse:
             if attempt == attempts:
                 raise
@@ -337,14 +426,28 @@ def start_kafka(timeout: float = 60.0, attempts: int = 3) -> KafkaServer:
     raise AssertionError("unreachable")
 
 
-def _start_kafka_once(java: str, timeout: float) -> KafkaServer:
+def _start_kafka_once(
+    java: str,
+    timeout: float,
+    sasl_users: dict[str, str] | None = None,
+    tls: KafkaTls | None = None,
+) -> KafkaServer:
     started = time.monotonic()
     broker_port, controller_port = free_port(), free_port()
     while controller_port == broker_port:
         controller_port = free_port()
+    secure_ports: dict[str, int] = {}
+    for name, wanted in (("SASL_PLAINTEXT", sasl_users), ("SSL", tls)):
+        if wanted:
+            port = free_port()
+            while port in (broker_port, controller_port, *secure_ports.values()):
+                port = free_port()
+            secure_ports[name] = port
     workdir = Path(tempfile.mkdtemp(prefix="streamops-kafka-"))
     props = workdir / "server.properties"
-    props.write_text(_kafka_properties(workdir, broker_port, controller_port))
+    props.write_text(
+        _kafka_properties(workdir, broker_port, controller_port, secure_ports, sasl_users, tls)
+    )
     log4j = workdir / "log4j2.xml"
     log4j.write_text(_LOG4J2_XML.format(log=workdir / "server.log"))
     jvm = [
@@ -366,6 +469,7 @@ def _start_kafka_once(java: str, timeout: float) -> KafkaServer:
                 random_cluster_id(),
                 "-c",
                 str(props),
+                *_scram_args(sasl_users or {}),
             ],
             cwd=workdir,
             stdin=subprocess.DEVNULL,
@@ -405,7 +509,14 @@ def _start_kafka_once(java: str, timeout: float) -> KafkaServer:
         raise
     elapsed = time.monotonic() - started
     log.info("Kafka broker %s ready in %.1f s", bootstrap, elapsed)
-    return KafkaServer(bootstrap, elapsed, process)
+    sasl, ssl_port = secure_ports.get("SASL_PLAINTEXT"), secure_ports.get("SSL")
+    return KafkaServer(
+        bootstrap,
+        elapsed,
+        process,
+        sasl_bootstrap=f"127.0.0.1:{sasl}" if sasl else None,
+        ssl_bootstrap=f"127.0.0.1:{ssl_port}" if ssl_port else None,
+    )
 
 
 # --------------------------------------------------------------------------- Redis

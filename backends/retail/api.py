@@ -3,15 +3,24 @@
 Thin by design: parse, rate-limit, call the service, return its model. Every error
 leaves as the spec's `{"detail": "..."}` — request validation included, which
 FastAPI would otherwise answer with 422 and a list; the spec says 400.
+
+One endpoint beyond the spec (additive): `GET /api/stream/sink/events?after=SEQ&limit=N`
+pages through what the memory sink holds (backends/retail/sinklog.py) as NDJSON, one
+envelope per line, oldest first, events numbered from 1. `after` (default 0) is the
+last sequence number already read, `limit` 1..10000 (default 1000). Headers:
+`X-Sink-First-Seq` (number of the first line), `X-Sink-Oldest-Seq` (oldest held: a
+reader whose `after` is older has lost events to retention), `X-Sink-Latest-Seq`
+(newest appended). The Validation tab reads the `memory` source this way.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from backends.common.clock import Clock
 from backends.common.errors import RateLimited, ServiceError
@@ -114,6 +123,21 @@ def create_app(service: RetailService, *, clock: Clock, rate_limits: bool = True
     @api.get("/stream/events/recent", response_model=RecentEventsResponse)
     async def recent(limit: Annotated[int, Query(ge=1, le=100)] = 100) -> RecentEventsResponse:
         return service.recent_events(limit)
+
+    @api.get("/stream/sink/events", response_class=Response)
+    async def sink_events(
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> Response:
+        page = service.sink_events(after, limit)
+        dumps = orjson.dumps
+        body = b"".join(dumps(event) + b"\n" for event in page.events)
+        headers = {
+            "X-Sink-First-Seq": str(page.first_seq),
+            "X-Sink-Oldest-Seq": str(page.oldest_seq),
+            "X-Sink-Latest-Seq": str(page.latest_seq),
+        }
+        return Response(body, media_type="application/x-ndjson", headers=headers)
 
     @api.get("/stream/health", response_model=HealthResponse)
     async def health() -> HealthResponse:
