@@ -1,4 +1,4 @@
-"""2 Tails: live tails of export streams over SSE (and, later, realtime Socket.IO events).
+"""2 Tails: live tails of export streams over SSE and of realtime Socket.IO events.
 
 The SSE pane lists the export streams the runtime reports (`endpoints.export_credentials`)
 and takes any other as URL + key + consumer key. One exclusive worker runs the
@@ -15,6 +15,9 @@ as messages. Choices worth knowing:
 - Messages are typed only when opened: the line shows a few key fields of the raw
   dict, the detail goes through `IdentifierStreamMessage` / `JournalEntryStreamMessage`
   and `parse_identifier_details`.
+- The Socket.IO pane lives in `tails_realtime.py`; both panes feed the same `Tail`
+  widget, and the tab's keys (pause, filter, save filter, connect, disconnect) act on
+  the pane that shows. A filter saved in one pane is offered in both.
 """
 
 from __future__ import annotations
@@ -37,13 +40,12 @@ from textual.widgets import (
     Checkbox,
     ContentSwitcher,
     Input,
-    Markdown,
     Select,
     Tab,
     TabbedContent,
     Tabs,
 )
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from backends.common.clock import Clock
 from backends.endpoints import Endpoints
@@ -61,6 +63,7 @@ from backends.export.models import (
 )
 from console.state import StateStore
 from console.tabs.base import PaletteCommand, TabContent
+from console.tabs.tails_realtime import RealtimePane
 from console.widgets import formatting as fmt
 from console.widgets.tail import DetailScreen, Tail, TailView
 
@@ -202,8 +205,8 @@ class TailsTab(TabContent):
     HELP = """\
 ### 2 Tails
 
-Live tails of **export streams** (SSE, this pane) and, with the realtime backend,
-of **Socket.IO** events (`p` switches panes).
+Live tails of **export streams** (SSE) and of realtime **Socket.IO** `stream_event`s;
+`p` switches panes.
 
 - Pick a **stream** (or *custom URL…* and fill in URL, key id, secret and consumer
   key), a **start cursor** (`$` new only, `0` from the beginning, the cursor saved
@@ -219,6 +222,15 @@ of **Socket.IO** events (`p` switches panes).
   a name; pick saved ones from the list next to it.
 - **c** copies the current cursor. The last cursor of each stream is remembered
   across restarts.
+
+**Socket.IO pane**: pick a **session** (the demo session, any the server lists, or
+**N** / *+ session* for a new one) and the **data types**, then **r** subscribes
+(`x` disconnects; the client reconnects and subscribes again by itself). **S** starts
+a stream for each ticked type with max results, batch size, events per minute,
+real time and filters (`query="is:unread" label_ids=INBOX`, or JSON); **X** stops the
+session's active streams. `token_refresh` and `rate_limit_warning` events are
+highlighted and raised as toasts; the title shows the state, ev/s, events dropped by
+a slow consumer and reconnects.
 """
     WIDGET_HELP: ClassVar[dict[str, str]] = {
         "sse-stream": "**stream**: the embedded export streams, or *custom URL…* for any "
@@ -226,6 +238,11 @@ of **Socket.IO** events (`p` switches panes).
         "sse-cursor": "**start cursor**: `$` only new messages, `0` the whole retained "
         "stream, *saved* where you left off, or type one (`1735689600000-0`).",
         "sse-include-test": "**include test**: also stream messages marked `is_test`.",
+        "rt-session": "**session**: a realtime session (an authorised provider account); "
+        "`+ session` creates one through `POST /api/sessions`.",
+        "rt-filters": "**filters** of new streams: `key=value` terms such as "
+        '`query="is:unread from:important@example.com"`, `label_ids=INBOX,IMPORTANT`, '
+        '`time_min=2024-01-01T00:00:00Z`, `filter="isRead eq false"`, or a JSON object.',
     }
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("r", "connect", "Connect", id="tails.connect", tooltip="Connect or resume"),
@@ -237,12 +254,16 @@ of **Socket.IO** events (`p` switches panes).
         Binding("n", "pick_stream", "Stream", id="tails.stream", tooltip="Pick the stream"),
         Binding("t", "toggle_test", "Include test", id="tails.include_test", show=False),
         Binding("p", "switch_pane", "SSE/Socket.IO", id="tails.pane", show=False),
+        Binding("S", "start_streams", "Start stream", id="tails.start_stream"),
+        Binding("X", "stop_streams", "Stop streams", id="tails.stop_streams"),
+        Binding("N", "new_session", "New session", id="tails.new_session", show=False),
         Binding(
             "escape", "focus_primary", "Leave field", id="tails.leave_field", key_display="esc"
         ),
     ]
-    _TAIL_ACTIONS: ClassVar[frozenset[str]] = frozenset(
-        {"connect", "disconnect", "toggle_pause", "filter", "save_filter", "copy_cursor"}
+    _SSE_ACTIONS: ClassVar[frozenset[str]] = frozenset({"copy_cursor", "toggle_test"})
+    _REALTIME_ACTIONS: ClassVar[frozenset[str]] = frozenset(
+        {"start_streams", "stop_streams", "new_session"}
     )
 
     class ListenChanged(Message, bubble=False):
@@ -276,6 +297,7 @@ of **Socket.IO** events (`p` switches panes).
         store: StateStore,
         clock: Clock,
         report_health: HealthReporter,
+        report_realtime_health: HealthReporter | None = None,
     ) -> None:
         super().__init__(id="tails-tab")
         self.store = store
@@ -300,6 +322,13 @@ of **Socket.IO** events (`p` switches panes).
             clock=clock,
             saved_filters=store.filters,
             id="sse-tail",
+        )
+        self.realtime = RealtimePane(
+            base_url=endpoints.realtime,
+            demo_session=endpoints.realtime_session_id,
+            clock=clock,
+            saved_filters=store.filters,
+            report_health=report_realtime_health or (lambda state, detail: None),
         )
 
     # -- composition -----------------------------------------------------------
@@ -354,17 +383,7 @@ of **Socket.IO** events (`p` switches panes).
                     )
                     yield Input(placeholder="consumer key", compact=True, id="sse-consumer-key")
                 yield self.tail
-            with Vertical(id="socketio-pane") as socketio:
-                # Focusable so the tab's keys (p, ?) keep working while this pane shows.
-                socketio.can_focus = True
-                yield Markdown(
-                    "## Socket.IO — coming with the realtime backend\n\n"
-                    "This pane will tail realtime `stream_event`s with the same tail as SSE: "
-                    "`data_update` as usual, `token_refresh` and `rate_limit_warning` "
-                    "highlighted, with pause, filters and detail.\n\n"
-                    "Press **p** to go back to the SSE pane.",
-                    id="socketio-coming",
-                )
+            yield self.realtime
 
     def on_mount(self) -> None:
         self.query_one("#tails-panes-tabs", Tabs).can_focus = False
@@ -380,13 +399,15 @@ of **Socket.IO** events (`p` switches panes).
         self.store.flush(force=True)
 
     def focus_primary(self) -> None:
-        if self._pane() == "sse-pane":
-            self.tail.view.focus()
-        else:
-            self.query_one("#socketio-pane").focus()
+        self.active_tail.view.focus()
+
+    @property
+    def active_tail(self) -> Tail:
+        """The tail of the pane that shows: the one the tail keys act on."""
+        return self.tail if self._pane() == "sse-pane" else self.realtime.tail
 
     def commands(self) -> list[PaletteCommand]:
-        pause = "Resume tail" if self.tail.paused else "Pause tail"
+        pause = "Resume tail" if self.active_tail.paused else "Pause tail"
         return [
             PaletteCommand("Tail export stream…", "Pick an export stream to tail", self._pick),
             PaletteCommand(
@@ -396,13 +417,42 @@ of **Socket.IO** events (`p` switches panes).
             PaletteCommand("Filter tail…", "Filter the tail's messages", self._filter_from_palette),
             PaletteCommand("Save tail filter…", "Keep the filter under a name", self._save_filter),
             PaletteCommand(
-                "Reconnect export stream", "Connect or resume the tail", self.action_connect
+                "Reconnect export stream", "Connect or resume the tail", self.connect_sse
             ),
-            PaletteCommand("Disconnect export stream", "Stop tailing", self.action_disconnect),
+            PaletteCommand("Disconnect export stream", "Stop tailing", self.disconnect_sse),
+            PaletteCommand(
+                "Tail realtime session…", "Pick a Socket.IO session to tail", self._pick_session
+            ),
+            PaletteCommand(
+                "Connect realtime session",
+                "Subscribe to the ticked data types",
+                self._realtime(self.realtime.connect),
+            ),
+            PaletteCommand(
+                "Disconnect realtime session",
+                "Stop the Socket.IO tail",
+                self._realtime(self.realtime.disconnect),
+            ),
+            PaletteCommand(
+                "Create realtime session…",
+                "POST /api/sessions (google or microsoft)",
+                self._realtime(self.realtime.new_session),
+            ),
+            PaletteCommand(
+                "Start realtime stream",
+                "Start a stream per ticked data type",
+                self._realtime(self.realtime.start_streams),
+            ),
+            PaletteCommand(
+                "Stop realtime streams",
+                "Stop the session's active streams",
+                self._realtime(self.realtime.stop_streams),
+            ),
         ]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in self._TAIL_ACTIONS and self._pane() != "sse-pane":
+        sse = self._pane() == "sse-pane"
+        if action in (self._REALTIME_ACTIONS if sse else self._SSE_ACTIONS):
             return False
         return super().check_action(action, parameters)
 
@@ -508,11 +558,20 @@ of **Socket.IO** events (`p` switches panes).
         # Mounting activates the first tab too: only a real switch may move the focus.
         if switcher.current != pane:
             switcher.current = pane
+            if pane == "socketio-pane":
+                self.realtime.activate()
+            self.refresh_bindings()
             self.call_after_refresh(self.focus_primary)
 
     # -- connecting ------------------------------------------------------------
 
     def action_connect(self) -> None:
+        if self._pane() == "sse-pane":
+            self.connect_sse()
+        else:
+            self.realtime.connect()
+
+    def connect_sse(self) -> None:
         self._connect(fresh=self._form_changed or self.source is None)
 
     def _connect(self, *, fresh: bool) -> None:
@@ -562,6 +621,12 @@ of **Socket.IO** events (`p` switches panes).
                 await listener.aclose()
 
     def action_disconnect(self) -> None:
+        if self._pane() == "sse-pane":
+            self.disconnect_sse()
+        else:
+            self.realtime.disconnect()
+
+    def disconnect_sse(self) -> None:
         if self.status in ("idle", "closed", "failed"):
             self.toast("Not connected — press r to connect.", severity="warning")
             return
@@ -621,12 +686,11 @@ of **Socket.IO** events (`p` switches panes).
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         """A bug or a malformed answer: a toast, never a traceback; `r` tries again."""
-        if event.state is not WorkerState.ERROR:
+        error = self.toast_worker_error(event)
+        if error is None:
             return
-        error = event.worker.error
         self.status = "failed"
         self._report_health("error", f"{type(error).__name__}: {error}")
-        self.toast(f"{type(error).__name__}: {error}", title="Unexpected error", severity="error")
         self._tick()
 
     # -- the title line --------------------------------------------------------
@@ -660,6 +724,7 @@ of **Socket.IO** events (`p` switches panes).
         if title != self._title:
             self._title = title
             self.tail.border_title = title
+        self.realtime.tick()
         self.store.flush()
         if self.store.problem and self.store.problem != self._problem_shown:
             self.toast(self.store.problem, title="UI state", severity="warning")
@@ -668,13 +733,22 @@ of **Socket.IO** events (`p` switches panes).
     # -- tail actions ----------------------------------------------------------
 
     def action_toggle_pause(self) -> None:
-        self.tail.toggle_pause()
+        self.active_tail.toggle_pause()
 
     def action_filter(self) -> None:
-        self.tail.focus_filter()
+        self.active_tail.focus_filter()
 
     def action_save_filter(self) -> None:
-        self.tail.save_filter()
+        self.active_tail.save_filter()
+
+    def action_start_streams(self) -> None:
+        self.realtime.start_streams()
+
+    def action_stop_streams(self) -> None:
+        self.realtime.stop_streams()
+
+    def action_new_session(self) -> None:
+        self.realtime.new_session()
 
     def action_copy_cursor(self) -> None:
         cursor = self.listen_state.cursor if self.listen_state else None
@@ -685,8 +759,10 @@ of **Socket.IO** events (`p` switches panes).
         self.toast(f"Cursor {cursor} copied to the clipboard", title="Copied")
 
     def action_pick_stream(self) -> None:
-        self._show_pane("sse-pane")
-        self.query_one("#sse-stream", Select).focus()
+        if self._pane() == "sse-pane":
+            self.query_one("#sse-stream", Select).focus()
+        else:
+            self.query_one("#rt-session", Select).focus()
 
     def action_toggle_test(self) -> None:
         self.query_one("#sse-include-test", Checkbox).toggle()
@@ -700,27 +776,40 @@ of **Socket.IO** events (`p` switches panes).
             "pane-sse" if pane == "sse-pane" else "pane-socketio"
         )
         self.query_one("#tails-panes", ContentSwitcher).current = pane
+        if pane == "socketio-pane":
+            self.realtime.activate()
+        self.refresh_bindings()
 
-    def _reveal(self, then: Callable[[], object]) -> None:
-        """Bring this tab and the SSE pane to the front, then run `then` once laid out."""
+    def _reveal(self, then: Callable[[], object], pane: str | None = None) -> None:
+        """Bring this tab (and `pane`, if given) to the front, then run `then` once laid out."""
         self.query_ancestor(TabbedContent).active = str(self.parent.id if self.parent else "")
-        self._show_pane("sse-pane")
+        if pane is not None:
+            self._show_pane(pane)
         self.call_after_refresh(then)
 
     def _pick(self) -> None:
-        self._reveal(self.action_pick_stream)
+        self._reveal(self.action_pick_stream, "sse-pane")
+
+    def _pick_session(self) -> None:
+        self._reveal(self.action_pick_stream, "socketio-pane")
 
     def _pause_from_palette(self) -> None:
-        self._reveal(self.tail.toggle_pause)
+        self._reveal(self.action_toggle_pause)
 
     def _filter_from_palette(self) -> None:
-        self._reveal(self.tail.focus_filter)
+        self._reveal(self.action_filter)
 
     def _save_filter(self) -> None:
-        self._reveal(self.tail.save_filter)
+        self._reveal(self.action_save_filter)
+
+    def _realtime(self, then: Callable[[], object]) -> Callable[[], None]:
+        """A palette command that shows the Socket.IO pane first."""
+        return lambda: self._reveal(then, "socketio-pane")
 
     @on(Tail.FilterSaved)
     def _filter_saved(self, event: Tail.FilterSaved) -> None:
+        for tail in (self.tail, self.realtime.tail):
+            tail.add_saved_filter(event.name, event.source)
         if self.store.save_filter(event.name, event.source):
             self.toast(f"Filter {event.name!r} saved: {event.source}", title="Saved filter")
         else:

@@ -107,6 +107,23 @@ class TailView(Log):
         self.entries: deque[TailEntry] = deque(maxlen=max_lines)
         self.cursor: int | None = None
         """Index into `entries`; None follows the newest line."""
+        self._at_end = True
+        """Follow new lines, unless the user scrolled up (mouse wheel, scrollbar).
+
+        Tracked here rather than asked of `Log` at each write: the horizontal scrollbar
+        appears once line widths are measured, which raises `max_scroll_y` under an
+        unchanged `scroll_y`, and `Log` would then stop following for good."""
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if new_value < old_value:
+            self._at_end = False
+        if new_value >= self.max_scroll_y:
+            self._at_end = True
+
+    def watch_show_horizontal_scrollbar(self, shown: bool) -> None:
+        if shown and self._at_end and self.cursor is None:
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
 
     @property
     def cursor_index(self) -> int:
@@ -118,7 +135,8 @@ class TailView(Log):
         if self.cursor is not None and overflow > 0:
             self.cursor = max(0, self.cursor - overflow)
         self.entries.extend(entries)
-        self.write_lines([entry.line for entry in entries])
+        follow = self._at_end and self.cursor is None
+        self.write_lines([entry.line for entry in entries], scroll_end=follow)
 
     def reset(self, entries: list[TailEntry]) -> None:
         self.clear()
@@ -468,12 +486,17 @@ class Tail(Vertical):
         def saved(name: str | None) -> None:
             if not name:
                 return
-            self._saved[name] = source
-            self._saved_select.set_options(self._saved_options())
+            self.add_saved_filter(name, source)
             self._saved_select.value = name
             self.post_message(self.FilterSaved(name, source))
 
         self.app.push_screen(NamePrompt("Save filter as", source, suggested), saved)
+
+    def add_saved_filter(self, name: str, source: str) -> None:
+        """Offer a saved filter in the list (the tails share theirs: one saved, all offer it)."""
+        if self._saved.get(name) != source:
+            self._saved[name] = source
+            self._saved_select.set_options(self._saved_options())
 
 
 class NamePrompt(ModalScreen[str | None]):

@@ -1,8 +1,10 @@
 """The spec's own client samples against our server, each in a process of its own.
 
 - JavaScript (`socket.io-client` 4): the connect and subscribe samples, verbatim but
-  for the port. Needs Node.js and the package, installed (git-ignored) with
-  `npm install --prefix .services/realtime-js socket.io-client@4`; skipped without.
+  for the port. Needs Node.js and the package, which `make services`
+  (scripts/provision_services.sh) installs into .services/realtime-js (git-ignored)
+  from scripts/js/package.json; skipped without them, failed instead when
+  STREAMOPS_REQUIRE_SERVICES=1, like the Kafka and Redis tests.
 - Python (`python-socketio`): the sample cannot run verbatim with any python-socketio
   release, whose `AsyncClient.connect()` has no `query=` argument (TypeError, proven
   below); with the query moved into the URL — the one change — it runs unchanged.
@@ -26,6 +28,7 @@ from backends.common.server import start_server
 from backends.realtime.api import RealtimeBackend, start_realtime
 from backends.realtime.models import StreamStartRequest
 from backends.settings import RealtimeSettings, Settings
+from tests.conftest import services_required
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = ROOT / ".services" / "realtime-js" / "node_modules"
@@ -150,12 +153,23 @@ async def stream_for_the_samples(backend: RealtimeBackend) -> None:
         )
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+def require_node_client() -> None:
+    """Skip without Node.js or socket.io-client; fail instead when services are required."""
+    if shutil.which("node") is None:
+        problem = "Node.js is not installed (make services installs it)"
+    elif not (NODE_MODULES / "socket.io-client").is_dir():
+        problem = f"socket.io-client is not in {NODE_MODULES} (run make services)"
+    else:
+        return
+    if services_required():
+        pytest.fail(f"{problem} (required: STREAMOPS_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(problem)
+
+
 async def test_javascript_sample_verbatim(
     backend: tuple[RealtimeBackend, str], tmp_path: Path
 ) -> None:
-    if not (NODE_MODULES / "socket.io-client").is_dir():
-        pytest.skip("npm install --prefix .services/realtime-js socket.io-client@4")
+    require_node_client()
     built, url = backend
     script = tmp_path / "sample.js"
     script.write_text(JS_SAMPLE.replace("http://localhost:5000", url))

@@ -10,6 +10,8 @@ from textual.notifications import Notify
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from console.widgets.header import BackendDot
+
 
 async def wait_until(
     pilot: Pilot[None], condition: Callable[[], bool], what: str, seconds: float = 10.0
@@ -20,6 +22,12 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.05)
+
+
+async def wait_jobs_dot(pilot: Pilot[None]) -> None:
+    """The Jobs tab connects at start; its header dot turns green once it has."""
+    dot = pilot.app.query_one("#dot-jobs", BackendDot)
+    await wait_until(pilot, lambda: dot.state == "healthy", "the jobs connection")
 
 
 def stop_blinking(pilot: Pilot[None]) -> None:

@@ -31,7 +31,7 @@ from console.state import StateStore
 from console.tabs.tails import TailsTab, detail_sections, format_message, is_test_message
 from console.widgets.header import BackendDot
 from console.widgets.tail import DetailScreen, NamePrompt, Tail, TailView
-from tests.ui.helpers import Recorder, stop_blinking, wait_until
+from tests.ui.helpers import Recorder, stop_blinking, wait_jobs_dot, wait_until
 
 SIZE = (120, 40)
 STYLES = Path(__file__).resolve().parents[2] / "styles"
@@ -156,6 +156,33 @@ async def test_20k_messages_stay_bounded_and_the_keyboard_stays_responsive() -> 
         await pilot.press("space")
         assert not tail.paused and tail.behind == 0
         assert len(tail.view.entries) == 2_000 == tail.view.line_count
+
+
+async def test_the_view_follows_new_lines_until_the_user_scrolls_up() -> None:
+    app = TailApp()
+    messages = fixed_messages(120)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.tail.view
+        at_end = lambda: view.max_scroll_y > 0 and view.scroll_y == view.max_scroll_y  # noqa: E731
+        app.tail.push_many(messages[:60])
+        # The lines are wider than the view: the horizontal scrollbar appears once `Log`
+        # has measured them, and takes a row from under the newest line.
+        await wait_until(pilot, lambda: view.show_horizontal_scrollbar, "the scrollbar")
+        await wait_until(pilot, at_end, "the newest line in view")
+        app.tail.push_many(messages[60:80])
+        await wait_until(pilot, lambda: len(view.entries) == 80, "the new lines")
+        await wait_until(pilot, at_end, "the view to follow")
+
+        view.scroll_to(y=0, animate=False, immediate=True)
+        app.tail.push_many(messages[80:100])
+        await wait_until(pilot, lambda: len(view.entries) == 100, "more lines")
+        await pilot.pause(0.1)
+        assert view.scroll_y == 0 and not app.tail.paused
+
+        view.scroll_end(animate=False, immediate=True, x_axis=False)
+        app.tail.push_many(messages[100:])
+        await wait_until(pilot, lambda: len(view.entries) == 120, "the last lines")
+        await wait_until(pilot, at_end, "the view to follow again")
 
 
 async def test_pause_freezes_the_view_while_counting_and_space_jumps_back_to_live() -> None:
@@ -478,15 +505,21 @@ async def test_header_palette_and_keymap(app: StreamopsApp) -> None:
         await wait_until(pilot, lambda: app.focused is app.query_one(".tail-filter"), "the filter")
 
 
-async def test_socketio_pane_says_what_is_coming(app: StreamopsApp) -> None:
+async def test_p_switches_panes_and_the_keys_follow_the_pane(app: StreamopsApp) -> None:
+    """Tail keys act on the pane that shows; each pane's own keys only work there."""
     async with app.run_test(size=SIZE) as pilot:
         tab = await open_tails(pilot)
+        assert not tab.check_action("start_streams", ())
         await pilot.press("p")
         assert tab.query_one("#tails-panes").current == "socketio-pane"
-        assert "coming with the realtime backend" in tab.query_one("#socketio-coming").source
+        assert app.focused is tab.realtime.tail.view
         assert not tab.check_action("copy_cursor", ())
+        assert tab.check_action("start_streams", ())
+        await pilot.press("space")
+        assert tab.realtime.tail.paused and not tab.tail.paused
         await pilot.press("p")
         assert tab.query_one("#tails-panes").current == "sse-pane"
+        assert app.focused is tab.tail.view
 
 
 # -- snapshots ----------------------------------------------------------------------
@@ -524,8 +557,12 @@ async def settle_tails(pilot: Pilot[None]) -> None:
     await wait_until(pilot, lambda: len(view.entries) == 60, "the lines")
     # `Log` measures line widths in a thread: the horizontal scrollbar depends on it.
     await wait_until(pilot, lambda: view.virtual_size.width > 80, "the line widths")
+    at_end = lambda: view.max_scroll_y > 0 and view.scroll_y == view.max_scroll_y  # noqa: E731
+    await wait_until(pilot, at_end, "the view scrolled to the newest line")
     await pilot.press("up", "up", "up")
     await wait_until(pilot, lambda: tab.tail.paused and view.cursor == 56, "the paused view")
+    await wait_until(pilot, at_end, "the cursor's line in view")
+    await wait_jobs_dot(pilot)
     await pilot.pause(0.2)
 
 
