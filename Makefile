@@ -30,8 +30,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# `make bench` runs every benchmark; `make bench BENCH="export jobs"` a chosen few.
+BENCH ?= generator retail export realtime jobs validation validation_tab
 bench: $(STAMP) services
-	$(BIN)/python bench/retail.py
+	set -e; for b in $(BENCH); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py; done
 
 clean:
 	rm -rf $(VENV) .services build *.egg-info

@@ -30,9 +30,10 @@ from console.screens.help import HelpScreen, KeymapRow
 from console.state import StateStore, default_state_path
 from console.tabs.base import PaletteCommand, TabContent
 from console.tabs.disruptions import DisruptionsTab
-from console.tabs.placeholder import PlaceholderTab
+from console.tabs.jobs import JobsTab
 from console.tabs.streams import StreamsTab
 from console.tabs.tails import TailsTab
+from console.tabs.validation import ValidationTab
 from console.widgets.header import ShellHeader
 
 STYLES = Path(__file__).resolve().parent.parent / "styles"
@@ -43,7 +44,6 @@ TABS: dict[str, str] = {
     "disruptions": "Disruptions",
     "validation": "Validation",
 }
-NOT_YET = "not yet available in this build"
 
 
 class StreamopsCommands(Provider):
@@ -74,6 +74,8 @@ class StreamopsApp(App[None]):
         STYLES / "streams.tcss",
         STYLES / "disruptions.tcss",
         STYLES / "tails.tcss",
+        STYLES / "jobs.tcss",
+        STYLES / "validation.tcss",
     ]
     COMMANDS = App.COMMANDS | {StreamopsCommands}
     # 80x24 over SSH is a first-class size: `-narrow` tightens the layout below 110 columns.
@@ -126,8 +128,16 @@ class StreamopsApp(App[None]):
                     if endpoints.export
                     else ("off", 'not configured — set export.url = "http://host:8080/api"')
                 ),
-                "realtime": ("off", NOT_YET),
-                "jobs": ("off", NOT_YET),
+                "realtime": (
+                    ("idle", "configured — not connected (2 Tails, p Socket.IO, r connects)")
+                    if endpoints.realtime
+                    else ("off", 'not configured — set realtime.url = "http://host:5000"')
+                ),
+                "jobs": (
+                    ("unknown", "connecting…")
+                    if endpoints.jobs
+                    else ("off", 'not configured — set jobs.url = "ws://host:8765/production"')
+                ),
                 "kafka": (
                     ("configured", f"bootstrap_servers = {kafka}")
                     if kafka
@@ -163,9 +173,28 @@ class StreamopsApp(App[None]):
                             report_health=lambda state, detail: self.header.set_health(
                                 "export", state, detail
                             ),
+                            report_realtime_health=lambda state, detail: self.header.set_health(
+                                "realtime", state, detail
+                            ),
                         )
-                    else:
-                        yield PlaceholderTab(key)
+                    elif key == "jobs":
+                        yield JobsTab(
+                            endpoint=self.endpoints.jobs,
+                            token=self.endpoints.jobs_token,
+                            ui=ui,
+                            clock=self.clock,
+                            store=self.ui_state,
+                            report_health=lambda state, detail: self.header.set_health(
+                                "jobs", state, detail
+                            ),
+                        )
+                    elif key == "validation":
+                        yield ValidationTab(
+                            settings=self.settings,
+                            endpoints=self.endpoints,
+                            store=self.ui_state,
+                            clock=self.clock,
+                        )
         yield Footer(compact=True)
 
     def on_mount(self) -> None:

@@ -28,6 +28,9 @@ from backends.retail.client import RetailApiError, RetailClient
 from backends.retail.models import DISRUPTION_TYPES, ConfigUpdate, DisruptionCreate, StartRequest
 from backends.settings import Settings
 from console.commands.export import export, streams
+from console.commands.jobs import jobs
+from console.commands.realtime import realtime
+from console.commands.validate import validate, validate_merge
 from console.config import ConfigError, load_settings
 
 M = TypeVar("M", bound=BaseModel)
@@ -81,7 +84,9 @@ def _run_console(settings: Settings) -> None:
 # -- serve -------------------------------------------------------------------
 
 
-def _describe_endpoints(endpoints: Endpoints, admin_key: str | None) -> dict[str, Any]:
+def _describe_endpoints(
+    endpoints: Endpoints, admin_key: str | None, jobs_secret: str | None = None
+) -> dict[str, Any]:
     """URLs and demo credentials, as `--credentials-file` writes them for scripts."""
     described: dict[str, Any] = {}
     if endpoints.retail:
@@ -96,6 +101,13 @@ def _describe_endpoints(endpoints: Endpoints, admin_key: str | None) -> dict[str
         described["realtime"] = {
             "url": endpoints.realtime,
             "session_id": endpoints.realtime_session_id,
+        }
+    if endpoints.jobs:
+        described["jobs"] = {
+            "url": endpoints.jobs,
+            "issuer": endpoints.jobs_issuer,
+            "secret": jobs_secret,
+            "token": endpoints.jobs_token,
         }
     return described
 
@@ -114,6 +126,10 @@ def _print_endpoints(described: dict[str, Any]) -> None:
     session = described.get("realtime", {}).get("session_id")
     if session:
         lines.append(f"{'':<10} demo session {session}")
+    jobs = described.get("jobs", {})
+    if jobs.get("token"):
+        lines.append(f"{'':<10} issuer {jobs['issuer']}, demo token (?Authorization=):")
+        lines.append(f"{'':<10} {jobs['token']}")
     for line in lines:
         out.print(line, markup=False, soft_wrap=True)
 
@@ -124,6 +140,7 @@ def _print_endpoints(described: dict[str, Any]) -> None:
 @click.option("--retail-port", type=int, help="Retail API port (default 8000).")
 @click.option("--export-port", type=int, help="Export stream API port (default 8080).")
 @click.option("--realtime-port", type=int, help="Realtime Socket.IO/REST port (default 5000).")
+@click.option("--jobs-port", type=int, help="Jobs WebSocket port (default 8765).")
 @click.option(
     "--credentials-file",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -137,13 +154,19 @@ def serve(
     retail_port: int | None,
     export_port: int | None,
     realtime_port: int | None,
+    jobs_port: int | None,
     credentials_file: Path | None,
 ) -> None:
     """Run the backends headless on the specs' well-known ports until SIGINT/SIGTERM."""
     from backends.runtime import BackendHost
 
     settings = _settings(ctx).model_copy(deep=True)
-    ports = {"retail": retail_port, "export": export_port, "realtime": realtime_port}
+    ports = {
+        "retail": retail_port,
+        "export": export_port,
+        "realtime": realtime_port,
+        "jobs": jobs_port,
+    }
     for service in SERVICES:
         section = getattr(settings, service)
         section.url = None
@@ -161,7 +184,9 @@ def serve(
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    described = _describe_endpoints(endpoints, host.settings.export.admin_key)
+    described = _describe_endpoints(
+        endpoints, host.settings.export.admin_key, host.settings.jobs.secret
+    )
     _print_endpoints(described)
     if credentials_file is not None:
         credentials_file.write_text(json.dumps(described, indent=2) + "\n")
@@ -458,6 +483,10 @@ def disrupt_clear(ctx: click.Context, yes: bool, url: str | None, as_json: bool)
 
 cli.add_command(streams)
 cli.add_command(export)
+cli.add_command(realtime)
+cli.add_command(validate)
+cli.add_command(validate_merge)
+cli.add_command(jobs)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""UI state that outlives a session: the last cursor per export stream and saved filters.
+"""UI state that outlives a session: cursors per export stream, saved filters, running jobs.
 
 A small JSON file at `$STREAMOPS_STATE_FILE`, else `$XDG_STATE_HOME/streamops/state.json`
 (default `~/.local/state/streamops/state.json`) — state, not configuration, so it
@@ -35,6 +35,18 @@ def default_state_path(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(state_home).expanduser() / "streamops" / "state.json"
 
 
+class RememberedJob(BaseModel):
+    """A job the console submitted and has not seen finish: re-attached (subscribe) at start."""
+
+    model_config = ConfigDict(extra="allow")
+
+    endpoint: str
+    action: str
+    label: str = ""
+    submitted_at: str
+    """ISO-8601 UTC, so a restarted console can still show the elapsed time."""
+
+
 class UiState(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -42,6 +54,8 @@ class UiState(BaseModel):
     """Last cursor seen, by stream (see `StateStore.cursor`)."""
     filters: dict[str, str] = {}
     """Saved tail filters, by name."""
+    jobs: dict[str, RememberedJob] = {}
+    """Running jobs, by request id."""
 
 
 class StateStore:
@@ -93,6 +107,24 @@ class StateStore:
     def save_filter(self, name: str, source: str) -> bool:
         """Saved at once: a user action is rare and should survive a crash right after."""
         self.state.filters[name] = source
+        self._dirty = True
+        return self.flush(force=True)
+
+    # -- running jobs -----------------------------------------------------------
+
+    def jobs(self, endpoint: str) -> dict[str, RememberedJob]:
+        """The jobs left running on this job server (another server's ids mean nothing here)."""
+        return {rid: job for rid, job in self.state.jobs.items() if job.endpoint == endpoint}
+
+    def remember_job(self, request_id: str, job: RememberedJob) -> bool:
+        """Saved at once: the point is to survive a console that dies right after submitting."""
+        self.state.jobs[request_id] = job
+        self._dirty = True
+        return self.flush(force=True)
+
+    def forget_job(self, request_id: str) -> bool:
+        if self.state.jobs.pop(request_id, None) is None:
+            return True
         self._dirty = True
         return self.flush(force=True)
 

@@ -9,10 +9,17 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from textual.pilot import Pilot
+from textual.widgets import Select
+
+from backends.endpoints import Endpoints
 from backends.retail.client import RetailClient
 from backends.runtime import BackendHost
 from backends.settings import Settings, UISettings
 from console.app import StreamopsApp
+from console.tabs.jobs import JobsTab
+from console.tabs.tails import TailsTab
+from console.tabs.validation import ValidationTab
 
 
 async def shoot(out: Path) -> None:
@@ -45,8 +52,75 @@ async def shoot(out: Path) -> None:
             app.save_screenshot(str(out / "disruptions.svg"))
             await pilot.press("1", "x")
             await pilot.pause(0.5)
+            await shoot_tails(app, pilot, endpoints, out)
+            await shoot_jobs(app, pilot, out)
+            await shoot_validation(app, pilot, out)
     finally:
         host.stop()
+
+
+async def shoot_tails(
+    app: StreamopsApp, pilot: Pilot[None], endpoints: Endpoints, out: Path
+) -> None:
+    """The SSE pane tailing the embedded journal-entry stream, live."""
+    await pilot.press("2")
+    tab = app.query_one(TailsTab)
+    assert endpoints.export_credentials is not None
+    key = next(
+        s.consumer_key
+        for s in endpoints.export_credentials.streams
+        if s.data_type == "journal_entry"
+    )
+    tab.query_one("#sse-stream", Select).value = key
+    await pilot.pause(0.2)
+    tab.focus_primary()
+    await pilot.press("r")
+    for _ in range(100):
+        if tab.tail.received >= 200:
+            break
+        await pilot.pause(0.1)
+    await pilot.pause(1.5)
+    app.save_screenshot(str(out / "tails.svg"))
+    await pilot.press("x")
+
+
+async def shoot_jobs(app: StreamopsApp, pilot: Pilot[None], out: Path) -> None:
+    """A PDF report and an anomaly pipeline over the events just streamed, and a health check."""
+    await pilot.press("3")
+    tab = app.query_one(JobsTab)
+    for _ in range(100):
+        if tab.connection == "connected":
+            break
+        await pilot.pause(0.1)
+    await pilot.press("s")
+    tab.form.set_action("process_data")
+    await pilot.pause(0.2)
+    tab.focus_primary()
+    await pilot.press("s", "h")
+    for _ in range(300):
+        if len(tab.entries) == 3 and all(job.finished for job in tab.entries.values()):
+            break
+        await pilot.pause(0.1)
+    tab.form.set_action("generate_report")
+    tab.focus_primary()
+    app.clear_notifications()
+    await pilot.pause(0.5)
+    app.save_screenshot(str(out / "jobs.svg"))
+
+
+async def shoot_validation(app: StreamopsApp, pilot: Pilot[None], out: Path) -> None:
+    """The built-in retail rules over the memory sink, with the disruptions' marks in it."""
+    await pilot.press("5")
+    tab = app.query_one(ValidationTab)
+    tab.focus_primary()
+    await pilot.press("r")
+    for _ in range(600):
+        if tab.report is not None and not tab.running:
+            break
+        await pilot.pause(0.1)
+    app.clear_notifications()
+    await pilot.pause(0.5)
+    app.save_screenshot(str(out / "validation.svg"))
 
 
 def main() -> None:

@@ -61,6 +61,19 @@ class TabContent(Container):
         """`notify` without markup: server details like `[101, 102]` must show verbatim."""
         self.notify(message, title=title, severity=severity, markup=False)
 
+    def toast_worker_error(self, event: Worker.StateChanged) -> BaseException | None:
+        """Toast the root cause of a failed worker (a bug or an unexpected answer) and return it.
+
+        Returns None when the worker did not fail, so handlers read `if error is None: return`.
+        """
+        if event.state is not WorkerState.ERROR:
+            return None
+        error = event.worker.error
+        while isinstance(error, BaseExceptionGroup) and error.exceptions:
+            error = error.exceptions[0]
+        self.toast(f"{type(error).__name__}: {error}", title="Unexpected error", severity="error")
+        return error
+
     def help_markdown(self, focused: Widget | None) -> str:
         """Help for the focused widget when it has some, else for the whole tab."""
         if focused is not None and focused.id in self.WIDGET_HELP:
@@ -180,11 +193,7 @@ class ConsoleTab(TabContent):
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         """A bug or a malformed answer: say so in a toast and keep polling, never a traceback."""
-        if event.state is not WorkerState.ERROR:
+        if self.toast_worker_error(event) is None:
             return
-        error = event.worker.error
-        while isinstance(error, BaseExceptionGroup) and error.exceptions:
-            error = error.exceptions[0]
-        self.toast(f"{type(error).__name__}: {error}", title="Unexpected error", severity="error")
         if event.worker.group == "poll":
             self.set_timer(self.ui.refresh_ms / 1000, self.poll_loop)

@@ -18,7 +18,7 @@ from console.app import StreamopsApp
 from console.tabs.disruptions import DisruptionsTab
 from console.tabs.streams import StreamsTab, event_where
 from console.widgets.header import BackendDot
-from tests.ui.helpers import stop_blinking, wait_until
+from tests.ui.helpers import stop_blinking, wait_jobs_dot, wait_until
 
 
 async def settle_streams(pilot: Pilot[None], endpoints: Endpoints) -> None:
@@ -51,6 +51,7 @@ async def settle_streams(pilot: Pilot[None], endpoints: Endpoints) -> None:
     await wait_until(
         pilot, lambda: app.query_one("#dot-retail", BackendDot).state == "healthy", "health"
     )
+    await wait_jobs_dot(pilot)
     await wait_until(pilot, lambda: app.query_one("#recent").has_focus, "focus")
 
 
@@ -85,6 +86,7 @@ def test_disruptions_tab(snap_compare, app: StreamopsApp, backend: Endpoints) ->
         table = app.query_one("#active", DataTable)
         await wait_until(pilot, lambda: table.row_count == 1, "the disruption")
         await wait_until(pilot, lambda: table.has_focus, "focus")
+        await wait_jobs_dot(pilot)
         assert app.query_one(DisruptionsTab).disruptions is not None
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
