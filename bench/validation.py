@@ -5,7 +5,7 @@ the project's Kafka sink, then consumed from the beginning to the end offsets by
 - (a) "bare aiokafka loop": `getmany` until every partition reached its end offset,
   counting records and nothing else (the ceiling; same large fetch sizes as ours);
 - (b) "ours, 8 rules": `run_validation(kafka://…)` end to end — consume, decode with
-  polars' NDJSON reader, check the 8 rules below in one pass per batch, report;
+  polars' `str.json_decode`, check the 8 rules below in one pass per batch, report;
   and, for reference, the same with the 47 built-in retail rules;
 - (c) "truthound": truthound's `KafkaDataSource` + `th.check(df, validators=[…])`
   with the same 8 rules (truthound 3.x takes validator objects, not the spec's
