@@ -205,13 +205,17 @@ class StreamopsApp(App[None]):
         self._tick_clock()
         self.set_interval(1.0, self._tick_clock)
         self.watch_health()
-        self.call_after_refresh(self._active_tab().focus_primary)
+        self.call_after_refresh(self._focus_active_tab)
 
     async def on_unmount(self) -> None:
         await self.retail.aclose()
 
     def _tick_clock(self) -> None:
         self.header.set_time(self.clock.now().strftime("%H:%M:%S UTC"))
+
+    def _focus_active_tab(self) -> None:
+        """The tab active when the refresh comes: a key pressed at start wins over mount."""
+        self._active_tab().focus_primary()
 
     def _active_tab(self) -> TabContent:
         return self.main.query_one(
@@ -247,7 +251,7 @@ class StreamopsApp(App[None]):
 
     def action_show_tab(self, key: str) -> None:
         self.main.query_one(TabbedContent).active = key
-        self.call_after_refresh(self._active_tab().focus_primary)
+        self.call_after_refresh(self._focus_active_tab)
 
     def action_create_disruption(self) -> None:
         self.main.query_one(TabbedContent).active = "disruptions"
