@@ -31,7 +31,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 # `make bench` runs every benchmark; `make bench BENCH="export jobs"` a chosen few.
-BENCH ?= generator retail export realtime jobs validation validation_tab
+BENCH ?= generator retail export realtime jobs tail validation validation_tab
 bench: $(STAMP) services
 	set -e; for b in $(BENCH); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py; done
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -114,19 +113,12 @@ class TailApp(App[None]):
 # -- the widget ---------------------------------------------------------------------
 
 
-async def test_20k_messages_stay_bounded_and_the_keyboard_stays_responsive() -> None:
+async def test_20k_messages_stay_bounded_and_the_keyboard_still_works() -> None:
+    """Correctness under a flood; how responsive the loop stays is bench/tail.py's."""
     app = TailApp(max_lines=2_000, buffer_size=5_000)
     template = fixed_messages(50)
     async with app.run_test(size=SIZE) as pilot:
         tail = app.tail
-        lags: list[float] = []
-
-        async def probe() -> None:
-            """How late the UI loop runs a 10 ms sleep: what a key press would wait."""
-            while True:
-                started = time.perf_counter()
-                await asyncio.sleep(0.01)
-                lags.append(time.perf_counter() - started - 0.01)
 
         async def produce() -> None:
             """20k messages in 1,000-message batches, as fast as SSE batches could come."""
@@ -136,16 +128,13 @@ async def test_20k_messages_stay_bounded_and_the_keyboard_stays_responsive() -> 
                 )
                 await asyncio.sleep(0.005)
 
-        probing = asyncio.create_task(probe())
         await produce()
         await pilot.pause(0.3)
-        probing.cancel()
 
         assert tail.received == 20_000
         assert tail.buffered == 5_000 and tail.dropped == 15_000
         assert len(tail.view.entries) == 2_000 == tail.view.line_count
         assert tail.shown[-1]["cursor"] == "1-19999"
-        assert max(lags) < 0.5, f"UI loop stalled {max(lags):.3f} s"
         assert "15,000 dropped (cap 5,000)" in str(tail.query_one(".tail-status").render())
 
         await pilot.press("space")
