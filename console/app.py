@@ -67,6 +67,16 @@ class StreamopsCommands(Provider):
                 )
 
 
+class ShellScreen(Screen[None]):
+    """The tabs' screen, which focuses the Streams table (the first tab's primary widget)
+    while it is composed. Focusing it any later, as Textual's default auto-focus of the
+    first focusable widget followed by a deferred `focus_primary` did, lets a number key
+    typed at start switch tabs before the focus lands: the focus then brings its own
+    tab back (TabbedContent activates the pane of a focused widget)."""
+
+    AUTO_FOCUS = "#recent"
+
+
 class StreamopsApp(App[None]):
     TITLE = "streamops"
     CSS_PATH: ClassVar[list[str | Path]] = [
@@ -155,6 +165,9 @@ class StreamopsApp(App[None]):
         """The shell's screen: `App.query_one` would search whatever modal is on top."""
         return self.screen_stack[0]
 
+    def get_default_screen(self) -> Screen[None]:
+        return ShellScreen(id="_default")
+
     def compose(self) -> ComposeResult:
         yield self.header
         ui = self.settings.ui
@@ -205,7 +218,6 @@ class StreamopsApp(App[None]):
         self._tick_clock()
         self.set_interval(1.0, self._tick_clock)
         self.watch_health()
-        self.call_after_refresh(self._focus_active_tab)
 
     async def on_unmount(self) -> None:
         await self.retail.aclose()
@@ -214,7 +226,7 @@ class StreamopsApp(App[None]):
         self.header.set_time(self.clock.now().strftime("%H:%M:%S UTC"))
 
     def _focus_active_tab(self) -> None:
-        """The tab active when the refresh comes: a key pressed at start wins over mount."""
+        """The tab active when the refresh comes, should keys have switched again meanwhile."""
         self._active_tab().focus_primary()
 
     def _active_tab(self) -> TabContent:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.binding import Binding
 from textual.command import CommandList, CommandPalette
-from textual.widgets import Input, Markdown, TabbedContent
+from textual.widgets import Input, Markdown, TabbedContent, TabPane
 
 from console.app import StreamopsApp
 from console.screens.confirm import ConfirmScreen
@@ -31,6 +31,19 @@ async def test_header_shows_mode_health_and_the_injected_clock(app: StreamopsApp
         jobs = app.query_one("#dot-jobs", BackendDot)  # the Jobs tab connects at start
         await wait_until(pilot, lambda: jobs.state == "healthy", "jobs connection")
         assert "kafka.bootstrap_servers" in str(app.query_one("#dot-kafka").tooltip)
+
+
+async def test_a_number_key_at_start_switches_and_the_focus_follows(app: StreamopsApp) -> None:
+    """Nothing takes the key before the shell is laid out, and focus lands in the new tab."""
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        assert app.query_one(TabbedContent).active == "validation"
+        tab = app.query_one("#validation", TabPane)
+        await wait_until(
+            pilot, lambda: app.focused is not None and tab in app.focused.ancestors, "focus"
+        )
+        await pilot.pause(0.3)
+        assert app.focused is not None and tab in app.focused.ancestors
 
 
 async def test_number_keys_switch_tabs(app: StreamopsApp) -> None:
