@@ -20,16 +20,19 @@ import argparse
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.widgets import Log
-from uilag import LagProbe  # bench/, on the path of a script run from it
+from uilag import LagProbe, lag_line  # bench/, on the path of a script run from it
 
 from backends.common.clock import ManualClock, SystemClock
 from backends.export.feed import SyntheticFeed
 from console.tabs.tails import format_message, is_test_message
 from console.widgets.tail import Tail, one_line
+
+Batch = list[dict[str, Any]]
 
 
 class TailBench(App[None]):
@@ -51,7 +54,30 @@ def messages(count: int) -> list[dict[str, Any]]:
     return out
 
 
-async def flood_tail(batches: list[list[dict[str, Any]]], total: int) -> tuple[float, dict]:
+async def flood(
+    widget: Tail | Log,
+    feed: Callable[[Batch], None],
+    done: Callable[[], bool],
+    batches: list[Batch],
+) -> tuple[float, dict]:
+    """Feed every batch as fast as the loop allows; time until `done`, with the UI lag."""
+    app = TailBench(widget)
+    async with app.run_test(size=(120, 40)):
+        probe = LagProbe(app)
+        probe.start()
+        started = time.perf_counter()
+        for batch in batches:
+            feed(batch)
+            await asyncio.sleep(0)
+        while not done():
+            await asyncio.sleep(0.005)
+        return time.perf_counter() - started, probe.stop()
+
+
+async def main(count: int, size: int) -> None:
+    sent = messages(count)
+    batches = [sent[i : i + size] for i in range(0, count, size)]
+    last_line = one_line(format_message(sent[-1]))
     tail = Tail(
         formatter=format_message,
         marker=is_test_message,
@@ -60,49 +86,22 @@ async def flood_tail(batches: list[list[dict[str, Any]]], total: int) -> tuple[f
         max_lines=5_000,
         buffer_size=20_000,
     )
-    app = TailBench(tail)
-    async with app.run_test(size=(120, 40)):
-        probe = LagProbe(app)
-        probe.start()
-        started = time.perf_counter()
-        for batch in batches:
-            tail.push_many(batch)
-            await asyncio.sleep(0)
-        while not (tail.view.entries and tail.view.entries[-1].seq == total - 1):
-            await asyncio.sleep(0.005)
-        seconds = time.perf_counter() - started
-        return seconds, probe.stop()
-
-
-async def flood_log(batches: list[list[dict[str, Any]]], last_line: str) -> tuple[float, dict]:
+    ours = await flood(
+        tail,
+        tail.push_many,
+        lambda: bool(tail.view.entries) and tail.view.entries[-1].seq == count - 1,
+        batches,
+    )
     log = Log(max_lines=5_000)
-    app = TailBench(log)
-    async with app.run_test(size=(120, 40)):
-        probe = LagProbe(app)
-        probe.start()
-        started = time.perf_counter()
-        for batch in batches:
-            log.write_lines([one_line(format_message(message)) for message in batch])
-            await asyncio.sleep(0)
-        while not log.lines or log.lines[-1] != last_line:
-            await asyncio.sleep(0.005)
-        seconds = time.perf_counter() - started
-        return seconds, probe.stop()
-
-
-async def main(count: int, size: int) -> None:
-    flood = messages(count)
-    batches = [flood[i : i + size] for i in range(0, count, size)]
-    last_line = one_line(format_message(flood[-1]))
-    ours = await flood_tail(batches, count)
-    bare = await flood_log(batches, last_line)
+    bare = await flood(
+        log,
+        lambda batch: log.write_lines([one_line(format_message(m)) for m in batch]),
+        lambda: bool(log.lines) and log.lines[-1] == last_line,
+        batches,
+    )
     print(f"{count:,} messages in batches of {size:,}; UI lag = how late a 20 ms timer fires")
     for name, (seconds, lag) in (("Tail (the Tails tab)", ours), ("baseline: textual Log", bare)):
-        print(
-            f"  {name:<24} {seconds:6.2f} s {count / seconds:>10,.0f} msg/s   UI lag: "
-            f"median {lag['median_ms']:.1f} ms, p99 {lag['p99_ms']:.1f} ms, "
-            f"max {lag['max_ms']:.1f} ms ({lag['ticks']} ticks)"
-        )
+        print(lag_line(name, count, seconds, lag))
     print(
         f"  throughput Tail/Log: {bare[0] / ours[0]:.2f}x; "
         f"p99 lag Log/Tail: {bare[1]['p99_ms'] / max(ours[1]['p99_ms'], 0.1):.1f}x"

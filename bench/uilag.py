@@ -39,3 +39,12 @@ class LagProbe:
             "p99_ms": lags[int(len(lags) * 0.99) - 1 if len(lags) > 1 else 0] * 1000,
             "max_ms": lags[-1] * 1000,
         }
+
+
+def lag_line(name: str, messages: int, seconds: float, lag: dict[str, float]) -> str:
+    """One row of a bench table: rate and how late the UI loop ran."""
+    return (
+        f"  {name:<26} {seconds:6.2f} s {messages / seconds:>10,.0f} msg/s   UI lag: "
+        f"median {lag['median_ms']:.1f} ms, p99 {lag['p99_ms']:.1f} ms, "
+        f"max {lag['max_ms']:.1f} ms ({lag['ticks']:.0f} ticks)"
+    )

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 from textual.widgets import Input, Select
-from uilag import LagProbe  # bench/, on the path of a script run from it
+from uilag import LagProbe, lag_line  # bench/, on the path of a script run from it
 
 from backends.common.clock import SystemClock
 from backends.retail.client import RetailClient
@@ -95,11 +95,7 @@ async def main(messages: int) -> None:
         ("tab (thread worker)", threaded_s, threaded),
         ("baseline: on the UI loop", on_loop_s, on_loop),
     ):
-        print(
-            f"  {name:<26} {seconds:6.2f} s  {messages / seconds:>10,.0f} msg/s   UI lag: "
-            f"median {lag['median_ms']:.1f} ms, p99 {lag['p99_ms']:.1f} ms, "
-            f"max {lag['max_ms']:.1f} ms ({lag['ticks']} ticks)"
-        )
+        print(lag_line(name, messages, seconds, lag))
     print(
         f"  max lag ratio baseline/tab: {on_loop['max_ms'] / max(threaded['max_ms'], 0.1):.1f}x; "
         f"throughput ratio tab/baseline: {on_loop_s / threaded_s:.2f}"
