@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TypeVar
+from pathlib import Path
+from typing import NoReturn, TypeVar
 
 import pytest
 import redis.asyncio as aioredis
@@ -27,6 +29,7 @@ from tests import services
 SERVICE_FIXTURES = {"kafka_bootstrap": "kafka", "redis_url": "redis"}
 TOPIC_PARTITIONS = 4
 S = TypeVar("S")
+NODE_MODULES = Path(__file__).resolve().parents[1] / ".services" / "realtime-js" / "node_modules"
 
 
 def services_required() -> bool:
@@ -34,7 +37,7 @@ def services_required() -> bool:
     return os.environ.get("STREAMOPS_REQUIRE_SERVICES", "").strip().lower() in {"1", "true", "yes"}
 
 
-def _start_server(what: str, start: Callable[[], S]) -> S:
+def start_service(what: str, start: Callable[[], S]) -> S:
     """Start a server; skip its tests if it cannot run here (fail when required).
 
     A server that is installed but will not start is always a failure: that is a bug.
@@ -42,15 +45,31 @@ def _start_server(what: str, start: Callable[[], S]) -> S:
     try:
         return start()
     except services.ServiceUnavailable as exc:
-        problem, fail = f"{what} unavailable: {exc}", services_required()
-        if fail:
-            problem += " (required: STREAMOPS_REQUIRE_SERVICES=1)"
+        problem, broken = f"{what} unavailable: {exc}", False
     except services.ServiceStartError as exc:
-        problem, fail = f"{what} failed to start: {exc}", True
+        problem, broken = f"{what} failed to start: {exc}", True
     # Outside the except blocks, so the report is the reason alone, not a chain.
-    if fail:
+    if broken:
         pytest.fail(problem, pytrace=False)
+    unavailable(problem)
+
+
+def unavailable(problem: str) -> NoReturn:
+    """What this machine lacks: a skip here, a failure when services are required."""
+    if services_required():
+        pytest.fail(f"{problem} (required: STREAMOPS_REQUIRE_SERVICES=1)", pytrace=False)
     pytest.skip(problem)
+
+
+def require_node_packages(*packages: str) -> Path:
+    """Node.js and the npm packages a spec's JavaScript samples import
+    (`make services` installs them); their `node_modules` folder."""
+    if shutil.which("node") is None:
+        unavailable("Node.js is not installed (make services installs it)")
+    for package in packages:
+        if not (NODE_MODULES / package).is_dir():
+            unavailable(f"{package} is not in {NODE_MODULES} (run make services)")
+    return NODE_MODULES
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -67,7 +86,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if existing := os.environ.get("STREAMOPS_TEST_KAFKA"):
         yield existing
         return
-    server = _start_server("Kafka", services.start_kafka)
+    server = start_service("Kafka", services.start_kafka)
     try:
         yield server.bootstrap
     finally:
@@ -80,7 +99,7 @@ def redis_url() -> Iterator[str]:
     if existing := os.environ.get("STREAMOPS_TEST_REDIS"):
         yield existing
         return
-    server = _start_server("Redis", services.start_redis)
+    server = start_service("Redis", services.start_redis)
     try:
         yield server.url
     finally:

@@ -11,17 +11,16 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 from backends.common.clock import SystemClock
+from tests.conftest import NODE_MODULES, require_node_packages
 from tests.jobs_support import make_settings, running_jobs, token
 
 ROOT = Path(__file__).resolve().parents[2]
-NODE_MODULES = ROOT / ".services" / "realtime-js" / "node_modules"
 
 JS = """
 const WebSocket = require('ws');
@@ -89,10 +88,7 @@ async def run_node(script: str) -> dict:
 
 @pytest.fixture
 def node() -> None:
-    if shutil.which("node") is None:
-        pytest.skip("Node.js is not installed")
-    if not (NODE_MODULES / "ws").is_dir():
-        pytest.skip("scripts/provision_services.sh installs `ws` into .services/realtime-js")
+    require_node_packages("ws")
 
 
 @pytest.mark.usefixtures("node")

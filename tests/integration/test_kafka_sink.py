@@ -19,6 +19,7 @@ from backends.retail.sinks.base import SendResult, SinkNotConfigured
 from backends.retail.sinks.kafka import KafkaSink
 from backends.settings import KafkaSettings
 from tests import services
+from tests.conftest import start_service
 
 KEYS = ["store_1", "store_2", "store_3", "store_4", "store_5", "dc_9"]
 # What the Java client picks on 4 partitions: `Utils.toPositive(Utils.murmur2(key)) % 4`,
@@ -269,10 +270,7 @@ async def test_not_configured() -> None:
 
 async def test_broker_lost_after_start_fails_batches_as_timeouts() -> None:
     """A broker of its own (not the session's), stopped while the sink is connected."""
-    try:
-        server = await asyncio.to_thread(services.start_kafka)
-    except services.ServiceUnavailable as exc:
-        pytest.skip(f"Kafka unavailable: {exc}")
+    server = await asyncio.to_thread(start_service, "Kafka", services.start_kafka)
     sink = KafkaSink(
         KafkaSettings(bootstrap_servers=server.bootstrap, topic="lost", request_timeout_ms=2_000)
     )

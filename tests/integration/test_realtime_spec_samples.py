@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,10 +27,7 @@ from backends.common.server import start_server
 from backends.realtime.api import RealtimeBackend, start_realtime
 from backends.realtime.models import StreamStartRequest
 from backends.settings import RealtimeSettings, Settings
-from tests.conftest import services_required
-
-ROOT = Path(__file__).resolve().parents[2]
-NODE_MODULES = ROOT / ".services" / "realtime-js" / "node_modules"
+from tests.conftest import NODE_MODULES, require_node_packages
 
 JS_SAMPLE = """
 const { io } = require('socket.io-client');
@@ -153,23 +149,10 @@ async def stream_for_the_samples(backend: RealtimeBackend) -> None:
         )
 
 
-def require_node_client() -> None:
-    """Skip without Node.js or socket.io-client; fail instead when services are required."""
-    if shutil.which("node") is None:
-        problem = "Node.js is not installed (make services installs it)"
-    elif not (NODE_MODULES / "socket.io-client").is_dir():
-        problem = f"socket.io-client is not in {NODE_MODULES} (run make services)"
-    else:
-        return
-    if services_required():
-        pytest.fail(f"{problem} (required: STREAMOPS_REQUIRE_SERVICES=1)", pytrace=False)
-    pytest.skip(problem)
-
-
 async def test_javascript_sample_verbatim(
     backend: tuple[RealtimeBackend, str], tmp_path: Path
 ) -> None:
-    require_node_client()
+    require_node_packages("socket.io-client")
     built, url = backend
     script = tmp_path / "sample.js"
     script.write_text(JS_SAMPLE.replace("http://localhost:5000", url))

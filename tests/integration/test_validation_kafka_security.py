@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from backends.validation import KafkaConnectionError, KafkaDataSource, KafkaDataSourceConfig
 from tests import services
-from tests.conftest import _start_server
+from tests.conftest import start_service
 
 USERS = {"alice": "alice-secret", "bob": "bob-secret"}
 TOPIC = "secure-topic"
@@ -93,7 +93,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def secure_broker(pki: dict[str, Path]) -> Iterator[services.KafkaServer]:
     tls = services.KafkaTls(keystore=pki["keystore"], truststore=pki["ca"])
-    server = _start_server(
+    server = start_service(
         "Kafka (SASL + SSL)", lambda: services.start_kafka(sasl_users=USERS, tls=tls)
     )
     try:
