@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from console.cli import cli
-from tests.support import wait_for
+from tests.services import free_port
+from tests.support import serve, wait_for
 
 # Verbatim from retail-streaming.md, "SDK Examples / Python"; only the URL is substituted.
 SPEC_PYTHON_SAMPLE = """
@@ -40,48 +39,21 @@ print(stop.json())
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
     port = free_port()
-    credentials = tmp_path / "creds.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMOPS_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "console",
-            "serve",
-            "--retail-port",
-            str(port),
-            "--export-port",
-            str(free_port()),
-            "--realtime-port",
-            str(free_port()),
-            "--jobs-port",
-            str(free_port()),
-            "--credentials-file",
-            str(credentials),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
-    try:
-        wait_for(lambda: credentials.exists() or process.poll() is not None, timeout=30)
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+    with serve(
+        tmp_path,
+        "--retail-port",
+        str(port),
+        "--export-port",
+        str(free_port()),
+        "--realtime-port",
+        str(free_port()),
+        "--jobs-port",
+        str(free_port()),
+    ) as (process, credentials):
         yield process, f"http://127.0.0.1:{port}/api", credentials
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
 
 
 def test_serve_runs_the_spec_sample_and_stops_on_sigterm(

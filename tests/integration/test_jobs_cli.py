@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,44 +14,22 @@ import pytest
 from click.testing import CliRunner
 
 from console.cli import cli
-from tests.integration.test_cli import free_port
-from tests.support import wait_for
+from tests.services import free_port
+from tests.support import serve
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    folder = tmp_path_factory.mktemp("serve")
-    credentials = folder / "creds.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMOPS_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "console",
-            "serve",
-            "--only",
-            "retail,jobs",
-            "--retail-port",
-            str(free_port()),
-            "--jobs-port",
-            str(free_port()),
-            "--credentials-file",
-            str(credentials),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=folder,
-        env=env,
-    )
-    try:
-        wait_for(lambda: credentials.exists() or process.poll() is not None, timeout=60)
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+    with serve(
+        tmp_path_factory.mktemp("serve"),
+        "--only",
+        "retail,jobs",
+        "--retail-port",
+        str(free_port()),
+        "--jobs-port",
+        str(free_port()),
+    ) as (process, credentials):
         yield {"process": process, **json.loads(credentials.read_text())}
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(15)
 
 
 def invoke(*args: str) -> Any:
