@@ -44,6 +44,16 @@ class PaletteCommand:
     callback: Callable[[], object]
 
 
+def worker_error(event: Worker.StateChanged) -> BaseException | None:
+    """The root cause of a failed worker (the first of nested exception groups), else None."""
+    if event.state is not WorkerState.ERROR:
+        return None
+    error = event.worker.error
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
 class TabContent(Container):
     """The body of one numbered tab, as the shell (help, palette, number keys) sees it."""
 
@@ -66,12 +76,11 @@ class TabContent(Container):
 
         Returns None when the worker did not fail, so handlers read `if error is None: return`.
         """
-        if event.state is not WorkerState.ERROR:
-            return None
-        error = event.worker.error
-        while isinstance(error, BaseExceptionGroup) and error.exceptions:
-            error = error.exceptions[0]
-        self.toast(f"{type(error).__name__}: {error}", title="Unexpected error", severity="error")
+        error = worker_error(event)
+        if error is not None:
+            self.toast(
+                f"{type(error).__name__}: {error}", title="Unexpected error", severity="error"
+            )
         return error
 
     def help_markdown(self, focused: Widget | None) -> str:

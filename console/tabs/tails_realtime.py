@@ -43,7 +43,7 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from backends.common.clock import Clock
 from backends.realtime.client import (
@@ -69,6 +69,7 @@ from console.realtime_format import (
     parse_stream_filters,
     short_name,
 )
+from console.tabs.base import worker_error
 from console.widgets import formatting as fmt
 from console.widgets.live_text import LiveText
 from console.widgets.tail import DetailScreen, Tail, TailView
@@ -727,9 +728,9 @@ class RealtimePane(Vertical):
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         """A bug or a malformed answer: a toast, never a traceback; `r` tries again."""
-        if event.state is not WorkerState.ERROR:
+        error = worker_error(event)
+        if error is None:
             return
-        error = event.worker.error
         if event.worker.group == "tail-socketio":
             self.status = "failed"
             self._report_health("error", f"{type(error).__name__}: {error}")
