@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -88,6 +89,11 @@ def fixed_messages(count: int, data_type: str = "identifier", seed: int = 7) -> 
     return messages
 
 
+def scrolled_to_end(view: TailView) -> Callable[[], bool]:
+    """A condition for `wait_until`: the newest line is in view (and there is scrolling)."""
+    return lambda: view.max_scroll_y > 0 and view.scroll_y == view.max_scroll_y
+
+
 class TailApp(App[None]):
     """The tail alone, for load and widget tests."""
 
@@ -152,7 +158,7 @@ async def test_the_view_follows_new_lines_until_the_user_scrolls_up() -> None:
     messages = fixed_messages(120)
     async with app.run_test(size=(80, 24)) as pilot:
         view = app.tail.view
-        at_end = lambda: view.max_scroll_y > 0 and view.scroll_y == view.max_scroll_y  # noqa: E731
+        at_end = scrolled_to_end(view)
         app.tail.push_many(messages[:60])
         # The lines are wider than the view: the horizontal scrollbar appears once `Log`
         # has measured them, and takes a row from under the newest line.
@@ -546,7 +552,7 @@ async def settle_tails(pilot: Pilot[None]) -> None:
     await wait_until(pilot, lambda: len(view.entries) == 60, "the lines")
     # `Log` measures line widths in a thread: the horizontal scrollbar depends on it.
     await wait_until(pilot, lambda: view.virtual_size.width > 80, "the line widths")
-    at_end = lambda: view.max_scroll_y > 0 and view.scroll_y == view.max_scroll_y  # noqa: E731
+    at_end = scrolled_to_end(view)
     await wait_until(pilot, at_end, "the view scrolled to the newest line")
     await pilot.press("up", "up", "up")
     await wait_until(pilot, lambda: tab.tail.paused and view.cursor == 56, "the paused view")
