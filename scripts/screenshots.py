@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from textual.pilot import Pilot
@@ -59,6 +60,14 @@ async def shoot(out: Path) -> None:
         host.stop()
 
 
+async def until(pilot: Pilot[None], condition: Callable[[], bool], seconds: float) -> None:
+    """Let the live app run until `condition` holds, or `seconds` passed (shoot anyway)."""
+    for _ in range(int(seconds * 10)):
+        if condition():
+            return
+        await pilot.pause(0.1)
+
+
 async def shoot_tails(
     app: StreamopsApp, pilot: Pilot[None], endpoints: Endpoints, out: Path
 ) -> None:
@@ -75,10 +84,7 @@ async def shoot_tails(
     await pilot.pause(0.2)
     tab.focus_primary()
     await pilot.press("r")
-    for _ in range(100):
-        if tab.tail.received >= 200:
-            break
-        await pilot.pause(0.1)
+    await until(pilot, lambda: tab.tail.received >= 200, 10)
     await pilot.pause(1.5)
     app.save_screenshot(str(out / "tails.svg"))
     await pilot.press("x")
@@ -88,19 +94,17 @@ async def shoot_jobs(app: StreamopsApp, pilot: Pilot[None], out: Path) -> None:
     """A PDF report and an anomaly pipeline over the events just streamed, and a health check."""
     await pilot.press("3")
     tab = app.query_one(JobsTab)
-    for _ in range(100):
-        if tab.connection == "connected":
-            break
-        await pilot.pause(0.1)
+    await until(pilot, lambda: tab.connection == "connected", 10)
     await pilot.press("s")
     tab.form.set_action("process_data")
     await pilot.pause(0.2)
     tab.focus_primary()
     await pilot.press("s", "h")
-    for _ in range(300):
-        if len(tab.entries) == 3 and all(job.finished for job in tab.entries.values()):
-            break
-        await pilot.pause(0.1)
+    await until(
+        pilot,
+        lambda: len(tab.entries) == 3 and all(job.finished for job in tab.entries.values()),
+        30,
+    )
     tab.form.set_action("generate_report")
     tab.focus_primary()
     app.clear_notifications()
@@ -114,10 +118,7 @@ async def shoot_validation(app: StreamopsApp, pilot: Pilot[None], out: Path) -> 
     tab = app.query_one(ValidationTab)
     tab.focus_primary()
     await pilot.press("r")
-    for _ in range(600):
-        if tab.report is not None and not tab.running:
-            break
-        await pilot.pause(0.1)
+    await until(pilot, lambda: tab.report is not None and not tab.running, 60)
     app.clear_notifications()
     await pilot.pause(0.5)
     app.save_screenshot(str(out / "validation.svg"))
